@@ -1,0 +1,204 @@
+import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
+import type { Logger } from '../log.ts';
+import { ensureStream, type StreamSpec } from './stream.ts';
+
+/** One record as the stream delivered it. */
+export interface Delivery {
+  offset: number;
+  body: Buffer;
+}
+
+export interface StreamConsumerOptions<T> {
+  connection: Connection;
+  stream: StreamSpec;
+  /** Unacked deliveries the broker may have in flight to this node (basic.qos). */
+  prefetch: number;
+  log: Logger;
+  /** The offset to (re)start from: the one after the last stored. Read at every (re)subscribe. */
+  startOffset(): number;
+  /** Commits a batch (synchronously, one transaction). Throwing means nothing was stored. */
+  persist(batch: Delivery[]): T;
+  /** Runs after the commit and the ack, with what `persist` returned. */
+  deliver(result: T): void;
+}
+
+export type ConsumerState = 'starting' | 'consuming' | 'retrying' | 'stopped';
+
+const backoffMs = (attempt: number) => Math.min(250 * 2 ** attempt, 5000);
+
+/**
+ * The node's reader of the log. Subscribes with manual acks, an explicit prefetch and
+ * `x-stream-offset` = the stored position; groups deliveries that arrive together into one
+ * batch; persists, acks (once per batch) and then hands the batch on. Any failure — lost
+ * connection, cancelled consumer, failed commit — closes the subscription and starts a new one
+ * from the stored offset after a backoff, so nothing past a failure is acked or pushed and
+ * nothing is skipped.
+ */
+export class StreamConsumer<T> {
+  private readonly o: StreamConsumerOptions<T>;
+  private state: ConsumerState = 'starting';
+  private lastError: string | undefined;
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private current: Subscription<T> | undefined;
+  private stopping = false;
+
+  constructor(options: StreamConsumerOptions<T>) {
+    this.o = options;
+  }
+
+  start(): void {
+    this.running ??= this.supervise();
+  }
+
+  status(): { state: ConsumerState; error?: string } {
+    return this.lastError && this.state !== 'consuming' ? { state: this.state, error: this.lastError } : { state: this.state };
+  }
+
+  ready(): boolean {
+    return this.state === 'consuming' && this.o.connection.ready;
+  }
+
+  /** Finishes the batch in flight, then closes the subscription. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.state = 'stopped';
+    this.wake?.();
+    await this.current?.close(true);
+    await this.running;
+  }
+
+  private async supervise(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      const sub = new Subscription(this.o, (ok) => {
+        if (ok) {
+          attempt = 0;
+          this.lastError = undefined;
+          if (!this.stopping) this.state = 'consuming';
+        }
+      });
+      this.current = sub;
+      try {
+        await sub.run();
+      } catch (err) {
+        if (this.stopping) break;
+        this.lastError = (err as Error)?.message ?? String(err);
+        this.o.log.warn({ err: this.lastError }, 'stream consumer stopped; resubscribing from the stored offset');
+      }
+      this.current = undefined;
+      if (this.stopping) break;
+      this.state = 'retrying';
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, backoffMs(attempt++));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
+/** One subscription on one channel; it ends (its `run` settles) when anything goes wrong. */
+class Subscription<T> {
+  private readonly o: StreamConsumerOptions<T>;
+  private readonly onHealthy: (ok: boolean) => void;
+  private ch: Channel | undefined;
+  private active = true;
+  private buffer: AsyncMessage[] = [];
+  private scheduled = false;
+  private expected = 0;
+  private fail: ((err: Error) => void) | undefined;
+
+  constructor(o: StreamConsumerOptions<T>, onHealthy: (ok: boolean) => void) {
+    this.o = o;
+    this.onHealthy = onHealthy;
+  }
+
+  async run(): Promise<void> {
+    const { connection, stream, prefetch } = this.o;
+    await ensureStream(connection, stream);
+    const ch = await connection.acquire();
+    this.ch = ch;
+    const ended = new Promise<void>((resolve, reject) => {
+      this.fail = reject;
+      ch.once('close', () => (this.active ? reject(new Error('channel closed')) : resolve()));
+      ch.on('basic.cancel', () => reject(new Error('consumer cancelled by the broker (stream deleted?)')));
+    });
+    ended.catch(() => {}); // observed below; avoid an unhandled rejection while setting up
+    try {
+      await ch.basicQos({ prefetchCount: prefetch });
+      this.expected = this.o.startOffset();
+      await ch.basicConsume(
+        { queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(this.expected) } },
+        (msg) => this.onMessage(msg),
+      );
+      this.o.log.info({ stream: stream.name, offset: this.expected }, 'consuming stream');
+      this.onHealthy(true);
+      await ended;
+    } finally {
+      this.active = false;
+      if (ch.active) await ch.close().catch(() => {});
+    }
+  }
+
+  /** Ends the subscription; with `flush`, commits what has already arrived first. */
+  async close(flush: boolean): Promise<void> {
+    if (flush && this.active) this.flush();
+    this.active = false;
+    if (this.ch?.active) await this.ch.close().catch(() => {});
+  }
+
+  private onMessage(msg: AsyncMessage): void {
+    if (!this.active) return;
+    this.buffer.push(msg);
+    if (this.buffer.length >= this.o.prefetch) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      // Deliveries decoded from one socket read are each dispatched with setImmediate; this
+      // one is queued behind them, so everything that arrived together is one batch.
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (!this.active || this.buffer.length === 0) return;
+    const msgs = this.buffer;
+    this.buffer = [];
+    const batch: Delivery[] = new Array(msgs.length);
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      batch[i] = { offset: Number(m.headers?.['x-stream-offset']), body: toBuffer(m.body) };
+    }
+    const first = batch[0]!.offset;
+    if (first > this.expected) {
+      this.o.log.error(
+        { stream: this.o.stream.name, expected: this.expected, got: first },
+        'stream offsets missing: records were removed by retention before this node read them',
+      );
+    }
+    this.expected = batch[batch.length - 1]!.offset + 1;
+    let result: T;
+    try {
+      result = this.o.persist(batch);
+    } catch (err) {
+      this.o.log.error({ err }, 'commit failed; nothing acked, will re-read from the stored offset');
+      this.active = false;
+      this.fail?.(err as Error);
+      return;
+    }
+    this.ch!.basicAck({ deliveryTag: msgs[msgs.length - 1]!.deliveryTag, multiple: true });
+    this.o.deliver(result);
+  }
+}
+
+function toBuffer(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  // rabbitmq-client decodes text/plain and application/json bodies itself; re-encode so that
+  // every record goes through the same decoder and validation.
+  return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
+}

@@ -1,0 +1,54 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+/**
+ * Every coded error a client can see, in one place: HTTP status and default sentence.
+ * The WebSocket reuses the codes in its `error` frames.
+ */
+export const ERRORS = {
+  invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
+  validation_failed: { status: 400, message: 'The request is not valid.' },
+  unauthorized: { status: 401, message: 'A valid bearer token is required.' },
+  forbidden: { status: 403, message: 'The token does not allow this room.' },
+  sender_mismatch: { status: 403, message: 'sender must be the token subject.' },
+  not_found: { status: 404, message: 'No such endpoint.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed on this endpoint.' },
+  too_large: { status: 413, message: 'The request is too large.' },
+  unsupported_media_type: { status: 415, message: 'Content-Type must be application/json.' },
+  upgrade_required: { status: 426, message: 'This endpoint speaks WebSocket only.' },
+  rate_limited: { status: 429, message: 'Too many messages; slow down.' },
+  internal: { status: 500, message: 'Internal error.' },
+  broker_unavailable: { status: 503, message: 'The message broker is unavailable; retry shortly.' },
+  not_ready: { status: 503, message: 'This node is not ready.' },
+  // WebSocket-only codes (sent in error frames, never as HTTP statuses)
+  invalid_frame: { status: 400, message: 'The frame is not valid.' },
+  unknown_type: { status: 400, message: 'Unknown frame type.' },
+  not_subscribed: { status: 400, message: 'Not subscribed to that room.' },
+  too_many_subscriptions: { status: 400, message: 'Too many subscriptions on this socket.' },
+} as const satisfies Record<string, { status: ContentfulStatusCode; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The one error class that carries a code (and so an HTTP status) plus optional details. */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly code: ErrorCode;
+  readonly status: ContentfulStatusCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { details?: Record<string, unknown>; headers?: Record<string, string> } = {},
+  ) {
+    super(message ?? ERRORS[code].message);
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = opts.details;
+    this.headers = opts.headers;
+  }
+
+  toJSON(): { error: Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, ...this.details } };
+  }
+}

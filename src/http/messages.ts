@@ -1,0 +1,130 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import type { Publish } from '../broker/publisher.ts';
+import { encodeLogRecord, messageInputSchema, roomSchema, toLogRecord } from '../domain/message.ts';
+import { AppError } from '../errors.ts';
+import type { Page, PageQuery } from '../store/messages.ts';
+
+export interface MessageRoutesDeps {
+  publish: Publish;
+  readPage(query: PageQuery): Page;
+  maxMessageBytes: number;
+}
+
+const MAX_LIMIT = 1000;
+const DEFAULT_LIMIT = 100;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+type FieldError = { field: string; message: string };
+
+const fieldErrors = (issues: readonly z.core.$ZodIssue[]): FieldError[] =>
+  issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+
+const validationFailed = (fields: FieldError[]) =>
+  new AppError('validation_failed', `Invalid ${fields.map((f) => f.field).join(', ')}: ${fields[0]!.message}.`, { details: { fields } });
+
+export function messageRoutes(deps: MessageRoutesDeps): Hono {
+  const r = new Hono();
+  const input = messageInputSchema(deps.maxMessageBytes);
+  // JSON escapes can take 6 bytes per character of body (\uXXXX), plus room for the other fields.
+  const maxRequestBytes = deps.maxMessageBytes * 6 + 4096;
+
+  r.post(
+    '/message',
+    (c, next) => {
+      const type = c.req.header('content-type') ?? '';
+      if (!/^application\/json\s*(;|$)/i.test(type)) throw new AppError('unsupported_media_type');
+      return next();
+    },
+    bodyLimit({
+      maxSize: maxRequestBytes,
+      onError: () => {
+        throw new AppError('too_large', `The request body is over ${maxRequestBytes} bytes.`, { details: { maxBytes: maxRequestBytes } });
+      },
+    }),
+    async (c) => {
+      const parsed = input.safeParse(await readJson(c));
+      if (!parsed.success) {
+        const tooLarge = parsed.error.issues.find((i) => i.code === 'custom' && (i as { params?: { tooLarge?: boolean } }).params?.tooLarge);
+        if (tooLarge) {
+          throw new AppError('too_large', `body is over ${deps.maxMessageBytes} UTF-8 bytes.`, {
+            details: { field: 'body', maxBytes: deps.maxMessageBytes },
+          });
+        }
+        throw validationFailed(fieldErrors(parsed.error.issues));
+      }
+      const { sender } = parsed.data;
+      if (sender === undefined) throw validationFailed([{ field: 'sender', message: 'is required' }]);
+      const record = toLogRecord({ ...parsed.data, sender });
+      await deps.publish(encodeLogRecord(record));
+      return c.json(
+        { id: record.id, room: record.room, sender: record.sender, createdAt: new Date(record.createdAt).toISOString(), status: 'accepted' },
+        202,
+      );
+    },
+  );
+
+  r.get('/messages/since', (c) => c.json(deps.readPage(parsePageQuery(c.req.query()))));
+
+  return r;
+}
+
+async function readJson(c: Context): Promise<unknown> {
+  const bytes = await c.req.arrayBuffer();
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new AppError('invalid_json', 'The request body is not valid UTF-8.');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new AppError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+const NON_NEGATIVE_INT = /^(0|[1-9][0-9]{0,15})$/;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Parses and validates the query of GET /messages/since into a PageQuery, or throws validation_failed. */
+export function parsePageQuery(q: Record<string, string>): PageQuery {
+  const errors: FieldError[] = [];
+  const out: PageQuery = { limit: DEFAULT_LIMIT };
+
+  if (q.room !== undefined) {
+    if (roomSchema.safeParse(q.room).success) out.room = q.room;
+    else errors.push({ field: 'room', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : -' });
+  }
+  if ((q.after === undefined) === (q.since === undefined)) {
+    errors.push({ field: q.after === undefined ? 'after|since' : 'after&since', message: 'exactly one of after and since is required' });
+  }
+  if (q.after !== undefined) {
+    const n = NON_NEGATIVE_INT.test(q.after) ? Number(q.after) : NaN;
+    if (Number.isSafeInteger(n)) out.after = n;
+    else errors.push({ field: 'after', message: 'must be a seq: a whole number >= 0' });
+  }
+  if (q.since !== undefined) {
+    const ms = parseSince(q.since);
+    if (ms === undefined) errors.push({ field: 'since', message: 'must be an ISO 8601 date-time or epoch milliseconds' });
+    else out.since = ms;
+  }
+  if (q.limit !== undefined) {
+    const n = NON_NEGATIVE_INT.test(q.limit) ? Number(q.limit) : NaN;
+    if (n >= 1 && n <= MAX_LIMIT) out.limit = n;
+    else errors.push({ field: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` });
+  }
+  if (errors.length > 0) throw validationFailed(errors);
+  return out;
+}
+
+function parseSince(s: string): number | undefined {
+  if (NON_NEGATIVE_INT.test(s)) {
+    const n = Number(s);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  if (!ISO_8601.test(s)) return undefined;
+  const ms = Date.parse(s);
+  return Number.isNaN(ms) ? undefined : ms;
+}

@@ -1,0 +1,39 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startNode } from './node.ts';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`config error: ${err.message}\n`);
+  process.exit(78);
+}
+
+const log = createLogger(config.logLevel);
+if (!config.authSecret) log.warn('AUTH_SECRET is not set: open mode, anyone who reaches the port can read every room and post as anyone');
+
+const node = await startNode(config, log).catch((err) => {
+  log.fatal({ err }, 'failed to start');
+  process.exit(1);
+});
+
+let signals = 0;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (++signals > 1) process.exit(130); // a second signal: stop now
+    const deadline = setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    node.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

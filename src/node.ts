@@ -1,0 +1,121 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
+import { connectBroker } from './broker/connection.ts';
+import { StreamConsumer } from './broker/consumer.ts';
+import { createPublisher } from './broker/publisher.ts';
+import type { Config } from './config.ts';
+import { decodeLogRecord } from './domain/message.ts';
+import { createApp } from './http/app.ts';
+import { Hub } from './hub/hub.ts';
+import { attachWebSocket } from './hub/websocket.ts';
+import type { Logger } from './log.ts';
+import { openDb } from './store/db.ts';
+import { MessageStore, type LogEntry } from './store/messages.ts';
+
+export interface RunningNode {
+  /** The port actually bound (useful with PORT=0). */
+  port: number;
+  /** Graceful stop: stop accepting, finish in-flight work, close sockets (1001), broker, database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every part, wires them in the one direction data flows
+ * (http -> broker -> consumer -> store -> hub), and stops them in reverse order.
+ */
+export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+  const db = openDb(config.databasePath);
+  const store = new MessageStore(db, config.streamName);
+  let invalidRecords = 0;
+
+  const hub = new Hub({
+    roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
+    roomHead: (room) => store.roomHead(room),
+  });
+
+  const conn = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`);
+  const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs);
+  const consumer = new StreamConsumer({
+    connection: conn,
+    stream: { name: config.streamName, maxAge: config.streamMaxAge },
+    prefetch: config.consumerPrefetch,
+    log,
+    startOffset: () => store.lastOffset() + 1,
+    persist: (batch) =>
+      store.append(
+        batch.map((d): LogEntry => {
+          const record = decodeLogRecord(d.body);
+          if (!record) {
+            invalidRecords++;
+            log.warn({ offset: d.offset, bytes: d.body.length }, 'skipping a stream record that is not a valid message');
+          }
+          return { offset: d.offset, record };
+        }),
+      ),
+    deliver: (stored) => hub.publish(stored),
+  });
+  consumer.start();
+
+  const app = createApp({
+    publish: publisher.publish,
+    readPage: (q) => store.page(q),
+    maxMessageBytes: config.maxMessageBytes,
+    log,
+    readiness: () => {
+      const consumerStatus = consumer.status();
+      const checks = {
+        database: db.$client.open ? 'open' : 'closed',
+        broker: conn.ready ? 'connected' : 'disconnected',
+        consumer: consumerStatus,
+        lastOffset: store.lastOffset(),
+        invalidRecords,
+      };
+      return { ok: db.$client.open && consumer.ready(), checks };
+    },
+  });
+
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const sockets = attachWebSocket(
+    server,
+    hub,
+    {
+      maxPayload: 16 * 1024,
+      pingIntervalMs: config.wsPingIntervalMs,
+      maxBufferedBytes: config.wsMaxBufferedBytes,
+      maxSubscriptions: 100,
+      frameBurst: 200,
+      framesPerSecond: 50,
+    },
+    log,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: config.host, stream: config.streamName, database: config.databasePath }, 'listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down');
+      const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // In-flight POSTs finish (each is bounded by the publish deadline), then the rest is cut.
+      const forced = setTimeout(() => server.closeAllConnections(), config.publishTimeoutMs + 500);
+      await sockets.close();
+      await httpClosed;
+      clearTimeout(forced);
+      await consumer.stop();
+      await publisher.close().catch(() => {});
+      await conn.close().catch(() => {});
+      db.$client.close();
+      log.info('stopped');
+    })());
+
+  return { port, stop };
+}

@@ -1,0 +1,189 @@
+import { and, asc, desc, eq, gt, gte, max, ne, sql } from 'drizzle-orm';
+import type { LogRecord, Message } from '../domain/message.ts';
+import type { Db } from './db.ts';
+import { consumerState, messages } from './schema.ts';
+
+/** One record read from the log: its offset and, when it decoded as a message, the message. */
+export interface LogEntry {
+  offset: number;
+  record: LogRecord | undefined;
+}
+
+export interface PageQuery {
+  room?: string;
+  /** exact cursor: seq strictly greater than this */
+  after?: number;
+  /** epoch ms: createdAt >= since */
+  since?: number;
+  limit: number;
+}
+
+export interface Page {
+  messages: Message[];
+  next: number;
+  hasMore: boolean;
+}
+
+/**
+ * `createdAt` comes from the accepting node's clock and is set before the broker orders the
+ * message, so it is only roughly monotonic in `seq`. A `since` query starts scanning at the first
+ * message stamped up to this much earlier, which keeps it exact for skews smaller than this and
+ * keeps its cost independent of the table's size.
+ */
+export const SINCE_SKEW_MS = 30_000;
+
+type Row = typeof messages.$inferSelect;
+
+const toMessage = (r: Row): Message => ({
+  id: r.id,
+  room: r.room,
+  sender: r.sender,
+  body: r.body,
+  createdAt: new Date(r.createdAt).toISOString(),
+  seq: r.seq,
+});
+
+export class StreamMismatchError extends Error {
+  override name = 'StreamMismatchError';
+}
+
+/** All reads and writes of messages and of the consumer's position, as prepared statements. */
+export class MessageStore {
+  private readonly db: Db;
+  private readonly stream: string;
+  private readonly q;
+  private readonly appendTx: (entries: readonly LogEntry[]) => Message[];
+
+  constructor(db: Db, stream: string) {
+    this.db = db;
+    this.stream = stream;
+    const p = sql.placeholder;
+    const cols = {
+      seq: messages.seq,
+      id: messages.id,
+      room: messages.room,
+      sender: messages.sender,
+      body: messages.body,
+      createdAt: messages.createdAt,
+    };
+    this.q = {
+      insert: db
+        .insert(messages)
+        .values({ seq: p('seq'), id: p('id'), room: p('room'), sender: p('sender'), body: p('body'), createdAt: p('createdAt') })
+        .onConflictDoNothing()
+        .prepare(),
+      saveOffset: db
+        .insert(consumerState)
+        .values({ stream, lastOffset: p('offset') })
+        .onConflictDoUpdate({ target: consumerState.stream, set: { lastOffset: sql`excluded.last_offset` } })
+        .prepare(),
+      lastOffset: db.select({ o: consumerState.lastOffset }).from(consumerState).where(eq(consumerState.stream, stream)).prepare(),
+      otherStream: db.select({ s: consumerState.stream }).from(consumerState).where(ne(consumerState.stream, stream)).limit(1).prepare(),
+      pageAll: db.select(cols).from(messages).where(gt(messages.seq, p('after'))).orderBy(asc(messages.seq)).limit(p('limit')).prepare(),
+      pageRoom: db
+        .select(cols)
+        .from(messages)
+        .where(and(eq(messages.room, p('room')), gt(messages.seq, p('after'))))
+        .orderBy(asc(messages.seq))
+        .limit(p('limit'))
+        .prepare(),
+      sinceStart: db
+        .select({ seq: messages.seq })
+        .from(messages)
+        .where(gte(messages.createdAt, p('from')))
+        .orderBy(asc(messages.createdAt))
+        .limit(1)
+        .prepare(),
+      sinceAll: db
+        .select(cols)
+        .from(messages)
+        .where(and(gte(messages.seq, p('start')), gte(messages.createdAt, p('since'))))
+        .orderBy(asc(messages.seq))
+        .limit(p('limit'))
+        .prepare(),
+      sinceRoom: db
+        .select(cols)
+        .from(messages)
+        .where(and(eq(messages.room, p('room')), gte(messages.seq, p('start')), gte(messages.createdAt, p('since'))))
+        .orderBy(asc(messages.seq))
+        .limit(p('limit'))
+        .prepare(),
+      head: db.select({ seq: max(messages.seq) }).from(messages).prepare(),
+      roomHead: db.select({ seq: messages.seq }).from(messages).where(eq(messages.room, p('room'))).orderBy(desc(messages.seq)).limit(1).prepare(),
+    };
+    this.appendTx = this.makeAppendTx();
+    const other = this.q.otherStream.get();
+    if (other) {
+      throw new StreamMismatchError(
+        `this database holds the log of stream "${other.s}", not "${stream}": use another DATABASE_PATH or the same STREAM_NAME`,
+      );
+    }
+  }
+
+  /** Last stream offset this node stored (or skipped); -1 when it has read nothing yet. */
+  lastOffset(): number {
+    return this.q.lastOffset.get()?.o ?? -1;
+  }
+
+  /**
+   * Stores a batch and the offset after it in ONE transaction. Entries at or below the stored
+   * offset are ignored (a re-delivery), as are duplicate ids. Returns the messages that are new,
+   * in log order: exactly the ones to push.
+   */
+  append(entries: readonly LogEntry[]): Message[] {
+    return this.appendTx(entries);
+  }
+
+  private makeAppendTx() {
+    return this.db.$client.transaction((batch: readonly LogEntry[]): Message[] => {
+      let last = this.lastOffset();
+      const stored: Message[] = [];
+      for (const { offset, record } of batch) {
+        if (offset <= last) continue;
+        last = offset;
+        if (!record) continue;
+        const row: Row = { seq: offset + 1, ...record };
+        if (this.q.insert.run(row).changes === 1) stored.push(toMessage(row));
+      }
+      this.q.saveOffset.run({ offset: last });
+      return stored;
+    });
+  }
+
+  page(query: PageQuery): Page {
+    const limit = query.limit;
+    let rows: Row[];
+    if (query.after !== undefined) {
+      rows =
+        query.room === undefined
+          ? this.q.pageAll.all({ after: query.after, limit: limit + 1 })
+          : this.q.pageRoom.all({ room: query.room, after: query.after, limit: limit + 1 });
+    } else {
+      const since = query.since ?? 0;
+      const start = this.q.sinceStart.get({ from: since - SINCE_SKEW_MS })?.seq;
+      rows =
+        start === undefined
+          ? []
+          : query.room === undefined
+            ? this.q.sinceAll.all({ start, since, limit: limit + 1 })
+            : this.q.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
+    }
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.length = limit;
+    const last = rows[rows.length - 1];
+    // An empty page keeps the cursor where it was; an empty `since` page points at the head so
+    // that polling with after=next misses nothing stored later.
+    const next = last ? last.seq : (query.after ?? this.head());
+    return { messages: rows.map(toMessage), next, hasMore };
+  }
+
+  /** Latest seq stored on this node (0 when empty). */
+  head(): number {
+    return this.q.head.get()?.seq ?? 0;
+  }
+
+  /** Latest seq of one room on this node (0 when the room is empty). */
+  roomHead(room: string): number {
+    return this.q.roomHead.get({ room })?.seq ?? 0;
+  }
+}

@@ -1,0 +1,26 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/** One row per message. `seq` (stream offset + 1) is the rowid, so paging by cursor is a range scan. */
+export const messages = sqliteTable(
+  'messages',
+  {
+    seq: integer('seq').primaryKey(),
+    id: text('id').notNull().unique(),
+    room: text('room').notNull(),
+    sender: text('sender').notNull(),
+    body: text('body').notNull(),
+    /** epoch milliseconds */
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('messages_room_seq').on(t.room, t.seq), index('messages_created_at').on(t.createdAt)],
+);
+
+/**
+ * Where this node is in the log. One row per stream name; written in the same transaction as
+ * the messages it covers, so the two can never disagree.
+ */
+export const consumerState = sqliteTable('consumer_state', {
+  stream: text('stream').primaryKey(),
+  /** Last stream offset stored (including records skipped as invalid or duplicate); -1 before any. */
+  lastOffset: integer('last_offset').notNull(),
+});
