@@ -112,6 +112,10 @@ class Subscription<T> {
   private scheduled = false;
   private expected = 0;
   private fail: ((err: Error) => void) | undefined;
+  private abort: (() => void) | undefined;
+  private readonly aborted = new Promise<never>((_, reject) => {
+    this.abort = () => reject(new Error('subscription closed'));
+  });
 
   constructor(o: StreamConsumerOptions<T>, onHealthy: (ok: boolean) => void) {
     this.o = o;
@@ -120,8 +124,14 @@ class Subscription<T> {
 
   async run(): Promise<void> {
     const { connection, stream, prefetch } = this.o;
-    await ensureStream(connection, stream);
-    const ch = await connection.acquire();
+    this.aborted.catch(() => {});
+    // While the broker is down these wait for it; a stop must not wait with them.
+    await Promise.race([ensureStream(connection, stream), this.aborted]);
+    const acquiring = connection.acquire();
+    const ch = await Promise.race([acquiring, this.aborted]).catch((err) => {
+      acquiring.then((late) => late.close()).catch(() => {});
+      throw err;
+    });
     this.ch = ch;
     const ended = new Promise<void>((resolve, reject) => {
       this.fail = reject;
@@ -149,6 +159,7 @@ class Subscription<T> {
   async close(flush: boolean): Promise<void> {
     if (flush && this.active) this.flush();
     this.active = false;
+    this.abort?.();
     if (this.ch?.active) await this.ch.close().catch(() => {});
   }
 

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, max, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, max, ne, sql } from 'drizzle-orm';
 import type { LogRecord, Message } from '../domain/message.ts';
 import type { Db } from './db.ts';
 import { consumerState, messages } from './schema.ts';
@@ -26,9 +26,11 @@ export interface Page {
 
 /**
  * `createdAt` comes from the accepting node's clock and is set before the broker orders the
- * message, so it is only roughly monotonic in `seq`. A `since` query starts scanning at the first
- * message stamped up to this much earlier, which keeps it exact for skews smaller than this and
- * keeps its cost independent of the table's size.
+ * message, so it is only roughly monotonic in `seq`. Assuming it is never out of order by more
+ * than this margin, every message with createdAt >= since comes after (in seq) any message
+ * stamped before since - margin; a `since` query scans by seq from just after the latest such
+ * message. That keeps it exact for skews under the margin, and its cost independent of the
+ * table's size.
  */
 export const SINCE_SKEW_MS = 30_000;
 
@@ -90,8 +92,8 @@ export class MessageStore {
       sinceStart: db
         .select({ seq: messages.seq })
         .from(messages)
-        .where(gte(messages.createdAt, p('from')))
-        .orderBy(asc(messages.createdAt))
+        .where(lt(messages.createdAt, p('before')))
+        .orderBy(desc(messages.createdAt))
         .limit(1)
         .prepare(),
       sinceAll: db
@@ -160,11 +162,9 @@ export class MessageStore {
           : this.q.pageRoom.all({ room: query.room, after: query.after, limit: limit + 1 });
     } else {
       const since = query.since ?? 0;
-      const start = this.q.sinceStart.get({ from: since - SINCE_SKEW_MS })?.seq;
+      const start = (this.q.sinceStart.get({ before: since - SINCE_SKEW_MS })?.seq ?? 0) + 1;
       rows =
-        start === undefined
-          ? []
-          : query.room === undefined
+        query.room === undefined
             ? this.q.sinceAll.all({ start, since, limit: limit + 1 })
             : this.q.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
     }

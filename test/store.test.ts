@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LogRecord } from '../src/domain/message.ts';
+import { openDb } from '../src/store/db.ts';
+import { MessageStore, SINCE_SKEW_MS, StreamMismatchError } from '../src/store/messages.ts';
+import { tempDir } from './support/harness.ts';
+
+const rec = (id: string, room = 'general', createdAt = 1_700_000_000_000): LogRecord => ({ id, room, sender: 'ana', body: `body ${id}`, createdAt });
+
+describe('MessageStore (real SQLite file)', () => {
+  const dirs: { remove(): void }[] = [];
+  const open = (stream = 's') => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = `${dir.path}/sub/chat.db`;
+    return { store: new MessageStore(openDb(path), stream), path };
+  };
+  afterEach(() => dirs.splice(0).forEach((d) => d.remove()));
+
+  it('stores a batch and its offset together; seq is offset + 1', () => {
+    const { store } = open();
+    expect(store.lastOffset()).toBe(-1);
+    const stored = store.append([
+      { offset: 0, record: rec('a') },
+      { offset: 1, record: rec('b') },
+    ]);
+    expect(stored.map((m) => [m.id, m.seq])).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+    expect(store.lastOffset()).toBe(1);
+    expect(store.head()).toBe(2);
+  });
+
+  it('skips re-delivered offsets and duplicate ids, and still advances the offset past them', () => {
+    const { store } = open();
+    store.append([{ offset: 0, record: rec('a') }]);
+    const stored = store.append([
+      { offset: 0, record: rec('a') }, // re-delivery
+      { offset: 1, record: rec('a') }, // client retry of the same id
+      { offset: 2, record: undefined }, // not a message
+      { offset: 3, record: rec('c') },
+    ]);
+    expect(stored.map((m) => m.id)).toEqual(['c']);
+    expect(store.lastOffset()).toBe(3);
+    expect(store.page({ after: 0, limit: 10 }).messages.map((m) => [m.id, m.seq])).toEqual([
+      ['a', 1],
+      ['c', 4],
+    ]);
+  });
+
+  it('keeps its position across reopening the file', () => {
+    const { store, path } = open();
+    store.append([{ offset: 41, record: rec('x') }]);
+    const again = new MessageStore(openDb(path), 's');
+    expect(again.lastOffset()).toBe(41);
+    expect(again.page({ after: 0, limit: 10 }).messages[0]!.seq).toBe(42);
+  });
+
+  it('refuses a database that holds another stream', () => {
+    const { store, path } = open('first');
+    store.append([{ offset: 0, record: rec('x') }]);
+    expect(() => new MessageStore(openDb(path), 'second')).toThrow(StreamMismatchError);
+  });
+
+  it('pages by cursor with next and hasMore, per room or across rooms', () => {
+    const { store } = open();
+    store.append(Array.from({ length: 25 }, (_, i) => ({ offset: i, record: rec(`m${i}`, i % 2 ? 'odd' : 'even') })));
+    const p1 = store.page({ after: 0, limit: 10 });
+    expect(p1.messages).toHaveLength(10);
+    expect(p1).toMatchObject({ next: 10, hasMore: true });
+    const last = store.page({ after: 20, limit: 10 });
+    expect(last.messages.map((m) => m.seq)).toEqual([21, 22, 23, 24, 25]);
+    expect(last).toMatchObject({ next: 25, hasMore: false });
+    const empty = store.page({ after: 25, limit: 10 });
+    expect(empty).toEqual({ messages: [], next: 25, hasMore: false });
+    const odd = store.page({ room: 'odd', after: 0, limit: 100 });
+    expect(odd.messages.every((m) => m.room === 'odd')).toBe(true);
+    expect(odd.messages).toHaveLength(12);
+    expect(store.roomHead('odd')).toBe(24);
+    expect(store.roomHead('nobody')).toBe(0);
+  });
+
+  it('since is inclusive, ordered by seq, and exact for clocks skewed less than the margin', () => {
+    const { store } = open();
+    const t = 1_700_000_000_000;
+    store.append([
+      { offset: 0, record: rec('old', 'r', t - SINCE_SKEW_MS * 3) },
+      { offset: 1, record: rec('skewed-ahead', 'r', t + 5) }, // a node whose clock runs ahead
+      { offset: 2, record: rec('before', 'r', t - 1) },
+      { offset: 3, record: rec('exact', 'r', t) },
+      { offset: 4, record: rec('after', 'r', t + 1) },
+    ]);
+    const page = store.page({ since: t, limit: 100 });
+    expect(page.messages.map((m) => m.id)).toEqual(['skewed-ahead', 'exact', 'after']);
+    expect(page.next).toBe(5);
+    expect(store.page({ since: t + 10, limit: 100 })).toEqual({ messages: [], next: 5, hasMore: false });
+  });
+});

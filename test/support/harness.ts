@@ -1,0 +1,257 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Connection } from 'rabbitmq-client';
+import { inject } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { startNode, type RunningNode } from '../../src/node.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+
+export const rabbitUrl = (): string => inject('rabbitmqUrl');
+
+/** A stream name no other run or test file uses. */
+export const uniqueStream = (tag: string): string => `test.${tag}.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}`;
+
+export async function deleteStream(name: string, url = rabbitUrl()): Promise<void> {
+  const conn = new Connection({ url, connectionTimeout: 3000 });
+  conn.on('error', () => {});
+  try {
+    await conn.onConnect(5000);
+    await conn.queueDelete({ queue: name });
+  } catch {
+    // best effort: a test's cleanup must not fail the test
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+/** A temp folder removed by the returned cleanup. */
+export function tempDir(): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), 'chat-test-'));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface TestNode {
+  base: string;
+  ws: string;
+  port: number;
+  config: Config;
+  node: RunningNode;
+  stop(): Promise<void>;
+}
+
+/** Starts a node in this process on a random port, with real RabbitMQ and a real SQLite file. */
+export async function startTestNode(env: Record<string, string>): Promise<TestNode> {
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const node = await startNode(config, createLogger(config.logLevel));
+  if (!env.RABBITMQ_URL) await waitReady(`http://127.0.0.1:${node.port}`);
+  return {
+    base: `http://127.0.0.1:${node.port}`,
+    ws: `ws://127.0.0.1:${node.port}/ws`,
+    port: node.port,
+    config,
+    node,
+    stop: () => node.stop(),
+  };
+}
+
+export interface SpawnedNode {
+  base: string;
+  ws: string;
+  port: number;
+  proc: ChildProcess;
+  /** Every log line (parsed pino JSON) the process printed so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** Runs the server as `npm start` does (its own process), waiting until it listens. */
+export async function spawnNode(env: Record<string, string>): Promise<SpawnedNode> {
+  // One process, as `npm start` runs it (tsx's CLI would add a parent that a SIGKILL leaves orphaned).
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000) =>
+    new Promise<Record<string, unknown>>((res, rej) => {
+      const check = () => {
+        const hit = logs.find(pred);
+        if (hit) {
+          cleanup();
+          res(hit);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        rej(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`));
+      }, timeoutMs);
+      const onExit = () => {
+        cleanup();
+        rej(new Error(`server exited; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        proc.off('exit', onExit);
+      };
+      waiters.add(check);
+      proc.once('exit', onExit);
+      check();
+    });
+  const listening = await waitForLog((l) => l.msg === 'listening');
+  const port = listening.port as number;
+  if (!env.RABBITMQ_URL) await waitReady(`http://127.0.0.1:${port}`);
+  return { base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws`, port, proc, logs, exited, waitForLog };
+}
+
+export async function post(base: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${base}/message`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export interface StoredMessage {
+  id: string;
+  room: string;
+  sender: string;
+  body: string;
+  createdAt: string;
+  seq: number;
+}
+
+/** Pages `GET /messages/since` with after=next until hasMore is false. */
+export async function readAll(base: string, opts: { room?: string; after?: number; limit?: number } = {}): Promise<StoredMessage[]> {
+  const out: StoredMessage[] = [];
+  let after = opts.after ?? 0;
+  for (;;) {
+    const q = new URLSearchParams({ after: String(after), limit: String(opts.limit ?? 1000) });
+    if (opts.room) q.set('room', opts.room);
+    const res = await fetch(`${base}/messages/since?${q}`);
+    if (res.status !== 200) throw new Error(`GET /messages/since: ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as { messages: StoredMessage[]; next: number; hasMore: boolean };
+    out.push(...page.messages);
+    after = page.next;
+    if (!page.hasMore) return out;
+  }
+}
+
+/** Waits until the node answers /readyz with 200 (connected and consuming). */
+export const waitReady = (base: string, timeoutMs = 20_000) =>
+  eventually(async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined), timeoutMs, `${base}/readyz`);
+
+/** Re-checks `probe` until it returns a value that is not undefined (a condition to wait for, not a sleep). */
+export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits until `base` has stored at least `count` messages (optionally of one room). */
+export const storedCount = (base: string, count: number, room?: string, timeoutMs?: number) =>
+  eventually(async () => {
+    const all = await readAll(base, { room });
+    return all.length >= count ? all : undefined;
+  }, timeoutMs, `${count} stored messages at ${base}`);
+
+type Frame = Record<string, unknown> & { type: string };
+
+/** A WebSocket test client that records every frame and lets a test await the ones it expects. */
+export class WsClient {
+  readonly ws: WebSocket;
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()));
+      for (const w of this.waiters) w();
+    });
+    this.closed = new Promise((res) => ws.once('close', (code, reason) => res({ code, reason: reason.toString() })));
+  }
+
+  static async connect(url: string, opts: WebSocket.ClientOptions = {}): Promise<WsClient> {
+    const ws = new WebSocket(url, opts);
+    const client = new WsClient(ws);
+    await new Promise<void>((res, rej) => {
+      ws.once('open', () => res());
+      ws.once('error', rej);
+    });
+    return client;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  messages(room?: string): StoredMessage[] {
+    return this.frames.filter((f) => f.type === 'message' && (room === undefined || f.room === room)) as unknown as StoredMessage[];
+  }
+
+  /** Resolves with the first recorded frame (from index `from`) that matches. */
+  next(pred: (f: Frame) => boolean, timeoutMs = 10_000, from = 0): Promise<Frame> {
+    return this.until(() => this.frames.slice(from).find(pred), timeoutMs, 'a matching frame');
+  }
+
+  /** Resolves once `cond` holds over the recorded frames. */
+  until<T>(cond: () => T | undefined, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+    return new Promise<T>((res, rej) => {
+      const check = () => {
+        const v = cond();
+        if (v !== undefined && v !== false) {
+          clearTimeout(timer);
+          this.waiters.delete(check);
+          res(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        rej(new Error(`timed out waiting for ${what}; last frames: ${JSON.stringify(this.frames.slice(-3))}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
