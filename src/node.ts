@@ -57,25 +57,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   });
   consumer.start();
 
-  const app = createApp({
-    publish: publisher.publish,
-    readPage: (q) => store.page(q),
-    maxMessageBytes: config.maxMessageBytes,
-    log,
-    readiness: () => {
-      const consumerStatus = consumer.status();
-      const checks = {
-        database: db.$client.open ? 'open' : 'closed',
-        broker: conn.ready ? 'connected' : 'disconnected',
-        consumer: consumerStatus,
-        lastOffset: store.lastOffset(),
-        invalidRecords,
-      };
-      return { ok: db.$client.open && consumer.ready(), checks };
-    },
-  });
-
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // The app is built below; requests only arrive after listen().
+  const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server;
   const sockets = attachWebSocket(
     server,
     hub,
@@ -89,6 +72,25 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     },
     log,
   );
+  const app = createApp({
+    publish: publisher.publish,
+    readPage: (q) => store.page(q),
+    maxMessageBytes: config.maxMessageBytes,
+    log,
+    readiness: () => {
+      const consumerStatus = consumer.status();
+      const checks = {
+        database: db.$client.open ? 'open' : 'closed',
+        broker: conn.ready ? 'connected' : 'disconnected',
+        consumer: consumerStatus,
+        lastOffset: store.lastOffset(),
+        invalidRecords,
+        sockets: sockets.connections,
+      };
+      return { ok: db.$client.open && consumer.ready(), checks };
+    },
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

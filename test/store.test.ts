@@ -95,4 +95,20 @@ describe('MessageStore (real SQLite file)', () => {
     expect(page.next).toBe(5);
     expect(store.page({ since: t + 10, limit: 100 })).toEqual({ messages: [], next: 5, hasMore: false });
   });
+
+  it('answers every read through an index, so a page costs the same at any table size', () => {
+    const { store, path } = open();
+    // Give the planner real statistics over a skewed table, as a long-lived node would have.
+    store.append(Array.from({ length: 5000 }, (_, i) => ({ offset: i, record: rec(`m${i}`, i % 50 ? 'big' : 'small', 1_700_000_000_000 + i) })));
+    const db = openDb(path).$client;
+    db.exec('ANALYZE');
+    for (const [name, source] of Object.entries(store.statements())) {
+      if (!/^\s*select/i.test(source)) continue;
+      const params = (source.match(/\?/g) ?? []).map(() => 1);
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(...params) as { detail: string }[];
+      const details = plan.map((r) => r.detail).join(' | ');
+      expect(details, name).not.toMatch(/\bSCAN messages\b(?! USING)/);
+      expect(details, name).not.toMatch(/TEMP B-TREE/);
+    }
+  });
 });

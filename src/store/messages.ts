@@ -68,6 +68,8 @@ export class MessageStore {
       body: messages.body,
       createdAt: messages.createdAt,
     };
+    // The unary + keeps SQLite from walking the created_at index here: the scan must go by seq.
+    const createdAtAtLeast = sql`+${messages.createdAt} >= ${p('since')}`;
     this.q = {
       insert: db
         .insert(messages)
@@ -99,14 +101,14 @@ export class MessageStore {
       sinceAll: db
         .select(cols)
         .from(messages)
-        .where(and(gte(messages.seq, p('start')), gte(messages.createdAt, p('since'))))
+        .where(and(gte(messages.seq, p('start')), createdAtAtLeast))
         .orderBy(asc(messages.seq))
         .limit(p('limit'))
         .prepare(),
       sinceRoom: db
         .select(cols)
         .from(messages)
-        .where(and(eq(messages.room, p('room')), gte(messages.seq, p('start')), gte(messages.createdAt, p('since'))))
+        .where(and(eq(messages.room, p('room')), gte(messages.seq, p('start')), createdAtAtLeast))
         .orderBy(asc(messages.seq))
         .limit(p('limit'))
         .prepare(),
@@ -175,6 +177,11 @@ export class MessageStore {
     // that polling with after=next misses nothing stored later.
     const next = last ? last.seq : (query.after ?? this.head());
     return { messages: rows.map(toMessage), next, hasMore };
+  }
+
+  /** The SQL of every prepared statement, for checking query plans. */
+  statements(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.q).map(([name, q]) => [name, (q as unknown as { stmt: { source: string } }).stmt.source]));
   }
 
   /** Latest seq stored on this node (0 when empty). */

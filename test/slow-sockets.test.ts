@@ -1,0 +1,60 @@
+import type { Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { deleteStream, eventually, post, startTestNode, tempDir, uniqueStream, WsClient, type TestNode } from './support/harness.ts';
+
+const stream = uniqueStream('slow');
+const dir = tempDir();
+let node: TestNode;
+
+beforeAll(async () => {
+  node = await startTestNode({
+    STREAM_NAME: stream,
+    DATABASE_PATH: `${dir.path}/slow.db`,
+    WS_MAX_BUFFERED_BYTES: String(256 * 1024),
+    WS_PING_INTERVAL_MS: '1000',
+  });
+});
+afterAll(async () => {
+  await node?.stop();
+  await deleteStream(stream);
+  dir.remove();
+});
+
+const socketCount = async () => ((await (await fetch(`${node.base}/readyz`)).json()) as { checks: { sockets: number } }).checks.sockets;
+
+describe('sockets that cost too much are closed', () => {
+  it('a socket that never reads is closed once its buffer passes the bound; others in the room are unaffected', async () => {
+    const healthy = await WsClient.connect(node.ws);
+    const stalled = await WsClient.connect(node.ws);
+    for (const c of [healthy, stalled]) {
+      c.send({ type: 'subscribe', room: 'busy' });
+      await c.next((f) => f.type === 'subscribed');
+    }
+    (stalled.ws as unknown as { _socket: Socket })._socket.pause(); // reads nothing from here on
+    expect(await socketCount()).toBe(2);
+
+    const body = 'x'.repeat(4000);
+    let sent = 0;
+    // Post until the server gives up on the stalled socket (bounded: 40 MB at most).
+    await eventually(async () => {
+      const batch = [];
+      for (let i = 0; i < 50; i++) batch.push(post(node.base, { room: 'busy', sender: 'load', body, id: `busy-${sent + i}` }));
+      for (const res of await Promise.all(batch)) expect(res.status).toBe(202);
+      sent += 50;
+      if (sent > 10_000) throw new Error('the stalled socket was never closed');
+      return (await socketCount()) === 1 ? true : undefined;
+    }, 60_000, 'the stalled socket to be closed');
+
+    await healthy.until(() => healthy.messages().length === sent || undefined, 20_000, 'all messages on the healthy socket');
+    expect(new Set(healthy.messages().map((m) => m.id)).size).toBe(sent);
+    healthy.close();
+  }, 90_000);
+
+  it('a peer that stops answering pings is dropped', async () => {
+    const silent = await WsClient.connect(node.ws, { autoPong: false });
+    const { code } = await silent.closed;
+    expect(code).toBe(1006); // terminated, no closing handshake
+    expect(silent.ws.readyState).toBe(WebSocket.CLOSED);
+  });
+});
