@@ -24,7 +24,7 @@ const schema = z.object({
   STREAM_NAME: z.string().regex(STREAM_NAME, 'must be 1-200 chars of A-Z a-z 0-9 _ . : -').default('chat.messages'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   MAX_MESSAGE_BYTES: int(1, 1024 * 1024).default(4096),
-  AUTH_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  AUTH_SECRET: z.string().min(1).optional(),
   RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(600),
   // Operational knobs beyond the contract; defaults suit a small deployment.
   PUBLISH_TIMEOUT_MS: int(100, 60_000).default(5000),
@@ -32,6 +32,8 @@ const schema = z.object({
   WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   WS_PING_INTERVAL_MS: int(1000, 3_600_000).default(30_000),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(5000),
+  WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(100),
+  WS_MAX_SOCKETS_PER_USER: int(1, 100_000).default(20),
   STREAM_MAX_AGE: z
     .string()
     .regex(/^\d+[YMDhms]$/, 'must be a RabbitMQ duration such as 7D, 12h or 30m')
@@ -53,6 +55,8 @@ export type Config = Readonly<{
   wsMaxBufferedBytes: number;
   wsPingIntervalMs: number;
   shutdownTimeoutMs: number;
+  wsMaxSubscriptions: number;
+  wsMaxSocketsPerUser: number;
   streamMaxAge: string;
 }>;
 
@@ -86,6 +90,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
     wsPingIntervalMs: c.WS_PING_INTERVAL_MS,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+    wsMaxSubscriptions: c.WS_MAX_SUBSCRIPTIONS,
+    wsMaxSocketsPerUser: c.WS_MAX_SOCKETS_PER_USER,
     streamMaxAge: c.STREAM_MAX_AGE,
   });
 }

@@ -13,6 +13,7 @@ try {
 
 const log = createLogger(config.logLevel);
 if (!config.authSecret) log.warn('AUTH_SECRET is not set: open mode, anyone who reaches the port can read every room and post as anyone');
+else if (config.authSecret.length < 32) log.warn('AUTH_SECRET is shorter than 32 characters: tokens signed with it are easier to forge');
 
 const node = await startNode(config, log).catch((err) => {
   log.fatal({ err }, 'failed to start');

@@ -1,6 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
+import { createAcceptor } from './accept.ts';
+import { RateLimiter } from './auth/rate-limit.ts';
+import { verifyToken } from './auth/tokens.ts';
 import { connectBroker } from './broker/connection.ts';
 import { StreamConsumer } from './broker/consumer.ts';
 import { createPublisher } from './broker/publisher.ts';
@@ -59,21 +62,28 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
 
   // The app is built below; requests only arrive after listen().
   const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server;
+  const limiter = new RateLimiter(config.rateLimitPerMinute);
+  const accept = createAcceptor({ publish: publisher.publish, limiter, maxMessageBytes: config.maxMessageBytes });
+  const secret = config.authSecret;
+  const authenticate = secret ? (token: string) => verifyToken(token, secret) : undefined;
+
   const sockets = attachWebSocket(
     server,
-    hub,
+    { hub, accept, authenticate, log },
     {
-      maxPayload: 16 * 1024,
+      maxPayload: 16 * 1024 + config.maxMessageBytes * 6,
       pingIntervalMs: config.wsPingIntervalMs,
       maxBufferedBytes: config.wsMaxBufferedBytes,
-      maxSubscriptions: 100,
+      maxSubscriptions: config.wsMaxSubscriptions,
+      maxSocketsPerUser: config.wsMaxSocketsPerUser,
       frameBurst: 200,
       framesPerSecond: 50,
+      authTimeoutMs: 5000,
     },
-    log,
   );
   const app = createApp({
-    publish: publisher.publish,
+    accept,
+    authenticate,
     readPage: (q) => store.page(q),
     maxMessageBytes: config.maxMessageBytes,
     log,

@@ -127,6 +127,18 @@ describe('WebSocket /ws', () => {
     c.close();
   });
 
+  it('publishes over the socket: accepted after the broker confirms, then pushed like any message', async () => {
+    const c = await WsClient.connect(node.ws);
+    c.send({ type: 'subscribe', room: 'ws-pub' });
+    await c.next((f) => f.type === 'subscribed');
+    c.send({ type: 'publish', room: 'ws-pub', sender: 'ana', body: 'over ws', id: 'ws-pub-1' });
+    expect(await c.next((f) => f.type === 'accepted')).toMatchObject({ id: 'ws-pub-1', room: 'ws-pub', sender: 'ana', status: 'accepted' });
+    expect(await c.next((f) => f.type === 'message')).toMatchObject({ id: 'ws-pub-1', body: 'over ws' });
+    c.send({ type: 'publish', room: 'ws-pub', body: 'no sender', id: 'ws-pub-2' });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'validation_failed', id: 'ws-pub-2' });
+    c.close();
+  });
+
   it('a frame over the size limit closes the socket with 1009', async () => {
     const c = await WsClient.connect(node.ws);
     c.send({ type: 'subscribe', room: 'x'.repeat(64), pad: 'p'.repeat(64 * 1024) });

@@ -1,37 +1,32 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { z } from 'zod';
-import type { Publish } from '../broker/publisher.ts';
-import { encodeLogRecord, messageInputSchema, roomSchema, toLogRecord } from '../domain/message.ts';
+import { validationFailed, type Accept } from '../accept.ts';
+import type { RoomFilter } from '../auth/rooms.ts';
+import { roomSchema } from '../domain/message.ts';
 import { AppError } from '../errors.ts';
 import type { Page, PageQuery } from '../store/messages.ts';
+import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
 
 export interface MessageRoutesDeps {
-  publish: Publish;
-  readPage(query: PageQuery): Page;
+  accept: Accept;
+  readPage(query: PageQuery & { rooms?: RoomFilter }): Page;
   maxMessageBytes: number;
+  authenticate: Authenticate | undefined;
 }
 
 const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 100;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-type FieldError = { field: string; message: string };
-
-const fieldErrors = (issues: readonly z.core.$ZodIssue[]): FieldError[] =>
-  issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-
-const validationFailed = (fields: FieldError[]) =>
-  new AppError('validation_failed', `Invalid ${fields.map((f) => f.field).join(', ')}: ${fields[0]!.message}.`, { details: { fields } });
-
-export function messageRoutes(deps: MessageRoutesDeps): Hono {
-  const r = new Hono();
-  const input = messageInputSchema(deps.maxMessageBytes);
+export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
+  const r = new Hono<AuthEnv>();
   // JSON escapes can take 6 bytes per character of body (\uXXXX), plus room for the other fields.
   const maxRequestBytes = deps.maxMessageBytes * 6 + 4096;
+  const auth = requireAuth(deps.authenticate);
 
   r.post(
     '/message',
+    auth,
     (c, next) => {
       const type = c.req.header('content-type') ?? '';
       if (!/^application\/json\s*(;|$)/i.test(type)) throw new AppError('unsupported_media_type');
@@ -43,29 +38,19 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono {
         throw new AppError('too_large', `The request body is over ${maxRequestBytes} bytes.`, { details: { maxBytes: maxRequestBytes } });
       },
     }),
-    async (c) => {
-      const parsed = input.safeParse(await readJson(c));
-      if (!parsed.success) {
-        const tooLarge = parsed.error.issues.find((i) => i.code === 'custom' && (i as { params?: { tooLarge?: boolean } }).params?.tooLarge);
-        if (tooLarge) {
-          throw new AppError('too_large', `body is over ${deps.maxMessageBytes} UTF-8 bytes.`, {
-            details: { field: 'body', maxBytes: deps.maxMessageBytes },
-          });
-        }
-        throw validationFailed(fieldErrors(parsed.error.issues));
-      }
-      const { sender } = parsed.data;
-      if (sender === undefined) throw validationFailed([{ field: 'sender', message: 'is required' }]);
-      const record = toLogRecord({ ...parsed.data, sender });
-      await deps.publish(encodeLogRecord(record));
-      return c.json(
-        { id: record.id, room: record.room, sender: record.sender, createdAt: new Date(record.createdAt).toISOString(), status: 'accepted' },
-        202,
-      );
-    },
+    async (c) => c.json(await deps.accept(await readJson(c), c.var.principal), 202),
   );
 
-  r.get('/messages/since', (c) => c.json(deps.readPage(parsePageQuery(c.req.query()))));
+  r.get('/messages/since', auth, (c) => {
+    const query = parsePageQuery(c.req.query());
+    const principal = c.var.principal;
+    if (!principal || principal.rooms.all) return c.json(deps.readPage(query));
+    if (query.room !== undefined) {
+      if (!principal.rooms.allows(query.room)) throw new AppError('forbidden', `The token does not allow room "${query.room}".`, { details: { room: query.room } });
+      return c.json(deps.readPage(query));
+    }
+    return c.json(deps.readPage({ ...query, rooms: principal.rooms.filter() }));
+  });
 
   return r;
 }
@@ -90,7 +75,7 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 
 /** Parses and validates the query of GET /messages/since into a PageQuery, or throws validation_failed. */
 export function parsePageQuery(q: Record<string, string>): PageQuery {
-  const errors: FieldError[] = [];
+  const errors: { field: string; message: string }[] = [];
   const out: PageQuery = { limit: DEFAULT_LIMIT };
 
   if (q.room !== undefined) {

@@ -76,6 +76,10 @@ export class Hub {
     return true;
   }
 
+  roomsOf(peer: Peer): string[] {
+    return [...(this.peers.get(peer)?.keys() ?? [])];
+  }
+
   subscriptionCount(peer: Peer): number {
     return this.peers.get(peer)?.size ?? 0;
   }

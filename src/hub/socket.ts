@@ -1,6 +1,9 @@
 import type { WebSocket } from 'ws';
+import type { Accept } from '../accept.ts';
+import type { Principal } from '../auth/tokens.ts';
 import { roomSchema } from '../domain/message.ts';
-import { ERRORS, type ErrorCode } from '../errors.ts';
+import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+import type { Authenticate } from '../http/auth.ts';
 import type { Logger } from '../log.ts';
 import type { Hub, Peer } from './hub.ts';
 
@@ -12,6 +15,19 @@ export interface SocketLimits {
   /** Frames a socket may send in a burst, refilled at `framesPerSecond`. */
   frameBurst: number;
   framesPerSecond: number;
+  /** How long a socket without an upgrade token has to send its `auth` frame. */
+  authTimeoutMs: number;
+}
+
+/** What a socket needs besides its limits: the hub, the way in for messages, and auth (absent in open mode). */
+export interface SocketServices {
+  hub: Hub;
+  accept: Accept;
+  authenticate: Authenticate | undefined;
+  /** Counts a user's open sockets; false when the user has no room for another. */
+  admit(sub: string): boolean;
+  release(sub: string): void;
+  log: Logger;
 }
 
 /** WebSocket close codes this server uses. */
@@ -20,38 +36,55 @@ export const CLOSE = {
   policy: 1008,
   tooBig: 1009,
   tryAgainLater: 1013,
+  unauthorized: 4401,
+  tooManySockets: 4429,
 } as const;
 
 const NON_NEGATIVE_SAFE_INT = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+// setTimeout's ceiling; a token valid for longer is checked again when this fires.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+// Frames a client may send while its auth frame is being verified.
+const MAX_EARLY_FRAMES = 32;
+
+type AuthState = { kind: 'open' } | { kind: 'waiting' } | { kind: 'verifying'; early: Buffer[] } | { kind: 'authorized'; principal: Principal };
 
 /**
- * One client socket: speaks the JSON frame protocol (subscribe, unsubscribe, ping) and is the
- * hub's Peer. Bounded in what it may cost: buffered bytes, subscriptions and frame rate.
+ * One client socket: speaks the JSON frame protocol (auth, subscribe, unsubscribe, publish,
+ * ping) and is the hub's Peer. Bounded in what it may cost: buffered bytes, subscriptions, frame
+ * rate, and (with auth) sockets per user.
  */
 export class SocketPeer implements Peer {
   private readonly ws: WebSocket;
-  private readonly hub: Hub;
+  private readonly s: SocketServices;
   private readonly limits: SocketLimits;
-  private readonly log: Logger;
   private tokens: number;
   private refilledAt = Date.now();
   private dropped = 0;
+  private auth: AuthState;
+  private authTimer: NodeJS.Timeout | undefined;
   alive = true;
 
-  constructor(ws: WebSocket, hub: Hub, limits: SocketLimits, log: Logger) {
+  constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits) {
     this.ws = ws;
-    this.hub = hub;
+    this.s = services;
     this.limits = limits;
-    this.log = log;
     this.tokens = limits.frameBurst;
+    this.auth = services.authenticate ? { kind: 'waiting' } : { kind: 'open' };
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('pong', () => (this.alive = true));
-    ws.on('close', () => hub.remove(this));
-    ws.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+    ws.on('close', () => this.onClose());
+    ws.on('error', (err) => services.log.debug({ err: err.message }, 'socket error'));
   }
 
   get open(): boolean {
     return this.ws.readyState === 1;
+  }
+
+  /** Starts the auth handshake: with the upgrade's token if there was one, else waits for an `auth` frame. */
+  begin(upgradeToken: string | undefined): void {
+    if (this.auth.kind !== 'waiting') return;
+    if (upgradeToken !== undefined) return void this.verify(upgradeToken);
+    this.authTimer = setTimeout(() => this.close(CLOSE.unauthorized, 'no auth frame in time'), this.limits.authTimeoutMs);
   }
 
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void {
@@ -64,7 +97,7 @@ export class SocketPeer implements Peer {
   }
 
   close(code: number, reason: string): void {
-    this.hub.remove(this);
+    this.s.hub.remove(this);
     if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
   }
 
@@ -79,12 +112,19 @@ export class SocketPeer implements Peer {
 
   /** Terminates without the closing handshake (dead peers: nothing would answer it). */
   terminate(): void {
-    this.hub.remove(this);
+    this.s.hub.remove(this);
     this.ws.terminate();
   }
 
+  private onClose(): void {
+    clearTimeout(this.authTimer);
+    this.s.hub.remove(this);
+    if (this.auth.kind === 'authorized') this.s.release(this.auth.principal.sub);
+    this.auth = { kind: 'waiting' };
+  }
+
   private closeSlow(): void {
-    this.log.warn({ buffered: this.ws.bufferedAmount }, 'closing a socket that does not read fast enough');
+    this.s.log.warn({ buffered: this.ws.bufferedAmount }, 'closing a socket that does not read fast enough');
     this.close(CLOSE.tryAgainLater, 'slow consumer: reconnect and resume with after');
     // The close frame queues behind the unread data; do not wait for a reader that never reads.
     const ws = this.ws;
@@ -93,6 +133,45 @@ export class SocketPeer implements Peer {
 
   private error(code: ErrorCode, message?: string, extra?: Record<string, unknown>): void {
     this.send(JSON.stringify({ type: 'error', code, message: message ?? ERRORS[code].message, ...extra }));
+  }
+
+  private async verify(token: string): Promise<void> {
+    const previous = this.auth;
+    this.auth = { kind: 'verifying', early: [] };
+    let principal: Principal;
+    try {
+      principal = await this.s.authenticate!(token);
+    } catch (err) {
+      return this.close(CLOSE.unauthorized, err instanceof AppError ? err.message : 'invalid token');
+    }
+    if (!this.open) return;
+    if (previous.kind === 'authorized') {
+      // A refresh: same user, new expiry and rooms; subscriptions the new token does not allow end.
+      if (principal.sub !== previous.principal.sub) return this.close(CLOSE.unauthorized, 'a refreshed token must have the same sub');
+      this.s.release(previous.principal.sub);
+    }
+    if (!this.s.admit(principal.sub)) return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
+    const early = (this.auth as { early?: Buffer[] }).early ?? [];
+    this.auth = { kind: 'authorized', principal };
+    clearTimeout(this.authTimer);
+    this.scheduleExpiry(principal.exp);
+    for (const room of this.s.hub.roomsOf(this)) {
+      if (!principal.rooms.allows(room)) {
+        this.s.hub.unsubscribe(this, room);
+        this.send(JSON.stringify({ type: 'unsubscribed', room }));
+      }
+    }
+    this.send(JSON.stringify({ type: 'authorized', sub: principal.sub, exp: principal.exp }));
+    for (const frame of early) this.handle(frame);
+  }
+
+  private scheduleExpiry(exp: number): void {
+    const ms = exp * 1000 - Date.now();
+    this.authTimer = setTimeout(() => {
+      if (this.auth.kind !== 'authorized') return;
+      if (Date.now() >= exp * 1000) this.close(CLOSE.unauthorized, 'token expired');
+      else this.scheduleExpiry(exp);
+    }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   }
 
   private allowFrame(): boolean {
@@ -115,26 +194,45 @@ export class SocketPeer implements Peer {
     }
     this.dropped = 0;
     if (isBinary) return this.error('invalid_frame', 'Frames must be JSON text.');
+    if (this.auth.kind === 'verifying') {
+      if (this.auth.early.length >= MAX_EARLY_FRAMES) return this.close(CLOSE.policy, 'too many frames before auth');
+      this.auth.early.push(data);
+      return;
+    }
+    this.handle(data);
+  }
+
+  private handle(data: Buffer): void {
     let frame: unknown;
     try {
       frame = JSON.parse(data.toString('utf8'));
     } catch {
+      if (this.auth.kind === 'waiting') return this.close(CLOSE.unauthorized, 'the first frame must be auth');
       return this.error('invalid_frame', 'The frame is not valid JSON.');
     }
-    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
-      return this.error('invalid_frame', 'A frame must be a JSON object with a "type".');
+    const f = (typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? frame : {}) as Record<string, unknown>;
+    if (f.type === 'auth') {
+      if (typeof f.token !== 'string') return this.close(CLOSE.unauthorized, 'auth needs a token');
+      return void this.verify(f.token);
     }
-    const f = frame as Record<string, unknown>;
+    if (this.auth.kind === 'waiting') return this.close(CLOSE.unauthorized, 'the first frame must be auth');
+    if (frame !== f) return this.error('invalid_frame', 'A frame must be a JSON object with a "type".');
     switch (f.type) {
       case 'subscribe':
         return this.onSubscribe(f);
       case 'unsubscribe':
         return this.onUnsubscribe(f);
+      case 'publish':
+        return void this.onPublish(f);
       case 'ping':
         return this.send('{"type":"pong"}');
       default:
-        return this.error('unknown_type', `Unknown frame type ${JSON.stringify(f.type ?? null)}; expected subscribe, unsubscribe or ping.`);
+        return this.error('unknown_type', `Unknown frame type ${JSON.stringify(f.type ?? null)}; expected subscribe, unsubscribe, publish, auth or ping.`);
     }
+  }
+
+  private get principal(): Principal | undefined {
+    return this.auth.kind === 'authorized' ? this.auth.principal : undefined;
   }
 
   private validRoom(f: Record<string, unknown>): string | undefined {
@@ -149,16 +247,31 @@ export class SocketPeer implements Peer {
     if (f.after !== undefined && !NON_NEGATIVE_SAFE_INT(f.after)) {
       return this.error('validation_failed', 'after must be a seq: a whole number >= 0', { field: 'after', room });
     }
-    if (!this.hub.isSubscribed(this, room) && this.hub.subscriptionCount(this) >= this.limits.maxSubscriptions) {
+    if (this.principal && !this.principal.rooms.allows(room)) {
+      return this.error('forbidden', `The token does not allow room "${room}".`, { room });
+    }
+    if (!this.s.hub.isSubscribed(this, room) && this.s.hub.subscriptionCount(this) >= this.limits.maxSubscriptions) {
       return this.error('too_many_subscriptions', `At most ${this.limits.maxSubscriptions} rooms per socket.`, { room });
     }
-    this.hub.subscribe(this, room, f.after as number | undefined);
+    this.s.hub.subscribe(this, room, f.after as number | undefined);
   }
 
   private onUnsubscribe(f: Record<string, unknown>): void {
     const room = this.validRoom(f);
     if (room === undefined) return;
-    this.hub.unsubscribe(this, room);
+    this.s.hub.unsubscribe(this, room);
     this.send(JSON.stringify({ type: 'unsubscribed', room }));
+  }
+
+  private async onPublish(f: Record<string, unknown>): Promise<void> {
+    const { type: _type, ...input } = f;
+    try {
+      const accepted = await this.s.accept(input, this.principal);
+      this.send(JSON.stringify({ type: 'accepted', ...accepted }));
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError('internal');
+      const id = typeof input.id === 'string' ? { id: input.id } : {};
+      this.send(JSON.stringify({ type: 'error', ...e.toJSON().error, ...id }));
+    }
   }
 }

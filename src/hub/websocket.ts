@@ -1,14 +1,15 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { Logger } from '../log.ts';
-import type { Hub } from './hub.ts';
-import { CLOSE, SocketPeer, type SocketLimits } from './socket.ts';
+import { bearerToken } from '../auth/tokens.ts';
+import { CLOSE, SocketPeer, type SocketLimits, type SocketServices } from './socket.ts';
 
 export interface WebSocketOptions extends SocketLimits {
   pingIntervalMs: number;
   /** Largest frame a client may send; larger ones close the socket with 1009. */
   maxPayload: number;
+  /** Open sockets one user (token `sub`) may hold at once. */
+  maxSocketsPerUser: number;
 }
 
 export interface WebSocketEndpoint {
@@ -18,9 +19,28 @@ export interface WebSocketEndpoint {
 }
 
 /** Serves `GET /ws` upgrades on the HTTP server and reaps peers that stop answering pings. */
-export function attachWebSocket(server: Server, hub: Hub, opts: WebSocketOptions, log: Logger): WebSocketEndpoint {
+export function attachWebSocket(
+  server: Server,
+  services: Omit<SocketServices, 'admit' | 'release'>,
+  opts: WebSocketOptions,
+): WebSocketEndpoint {
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, perMessageDeflate: false, clientTracking: false });
   const peers = new Set<SocketPeer>();
+  const perUser = new Map<string, number>();
+  const full: SocketServices = {
+    ...services,
+    admit: (sub) => {
+      const n = perUser.get(sub) ?? 0;
+      if (n >= opts.maxSocketsPerUser) return false;
+      perUser.set(sub, n + 1);
+      return true;
+    },
+    release: (sub) => {
+      const n = (perUser.get(sub) ?? 1) - 1;
+      if (n <= 0) perUser.delete(sub);
+      else perUser.set(sub, n);
+    },
+  };
   let closing = false;
 
   const refuse = (socket: Duplex, status: string) => {
@@ -32,9 +52,16 @@ export function attachWebSocket(server: Server, hub: Hub, opts: WebSocketOptions
     if (path !== '/ws') return refuse(socket, '404 Not Found');
     if (closing) return refuse(socket, '503 Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const peer = new SocketPeer(ws, hub, opts, log);
+      const peer = new SocketPeer(ws, full, opts);
       peers.add(peer);
       ws.on('close', () => peers.delete(peer));
+      let token: string | undefined;
+      try {
+        token = bearerToken(req.headers.authorization);
+      } catch {
+        return peer.close(CLOSE.unauthorized, 'Authorization must be "Bearer <token>"');
+      }
+      peer.begin(token);
     });
   });
 

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, gt, gte, lt, max, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, lt, max, ne, or, sql, type SQL } from 'drizzle-orm';
+import type { RoomFilter } from '../auth/rooms.ts';
 import type { LogRecord, Message } from '../domain/message.ts';
 import type { Db } from './db.ts';
 import { consumerState, messages } from './schema.ts';
@@ -11,6 +12,8 @@ export interface LogEntry {
 
 export interface PageQuery {
   room?: string;
+  /** Only these rooms (a token's allowance); applied in SQL. Ignored when `room` is given. */
+  rooms?: RoomFilter;
   /** exact cursor: seq strictly greater than this */
   after?: number;
   /** epoch ms: createdAt >= since */
@@ -157,18 +160,20 @@ export class MessageStore {
   page(query: PageQuery): Page {
     const limit = query.limit;
     let rows: Row[];
-    if (query.after !== undefined) {
+    if (query.room === undefined && query.rooms) {
+      rows = this.filteredRows(query.rooms, query, limit + 1);
+    } else if (query.after !== undefined) {
       rows =
         query.room === undefined
           ? this.q.pageAll.all({ after: query.after, limit: limit + 1 })
           : this.q.pageRoom.all({ room: query.room, after: query.after, limit: limit + 1 });
     } else {
       const since = query.since ?? 0;
-      const start = (this.q.sinceStart.get({ before: since - SINCE_SKEW_MS })?.seq ?? 0) + 1;
+      const start = this.sinceStart(since);
       rows =
         query.room === undefined
-            ? this.q.sinceAll.all({ start, since, limit: limit + 1 })
-            : this.q.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
+          ? this.q.sinceAll.all({ start, since, limit: limit + 1 })
+          : this.q.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
     }
     const hasMore = rows.length > limit;
     if (hasMore) rows.length = limit;
@@ -177,6 +182,27 @@ export class MessageStore {
     // that polling with after=next misses nothing stored later.
     const next = last ? last.seq : (query.after ?? this.head());
     return { messages: rows.map(toMessage), next, hasMore };
+  }
+
+  private sinceStart(since: number): number {
+    return (this.q.sinceStart.get({ before: since - SINCE_SKEW_MS })?.seq ?? 0) + 1;
+  }
+
+  /**
+   * A page limited to a set of rooms, filtered in SQL while walking seq order (rows outside the
+   * allowance are never loaded). Built per call: its shape depends on the token.
+   */
+  private filteredRows(rooms: RoomFilter, query: PageQuery, limit: number): Row[] {
+    const allowed: SQL[] = [];
+    if (rooms.exact.length > 0) allowed.push(inArray(messages.room, rooms.exact));
+    // Room names cannot hold GLOB metacharacters (validated), so a prefix is matched literally.
+    for (const prefix of rooms.prefixes) allowed.push(sql`${messages.room} GLOB ${`${prefix}*`}`);
+    if (allowed.length === 0) return [];
+    const where =
+      query.after !== undefined
+        ? and(gt(messages.seq, query.after), or(...allowed))
+        : and(gte(messages.seq, this.sinceStart(query.since ?? 0)), sql`+${messages.createdAt} >= ${query.since ?? 0}`, or(...allowed));
+    return this.db.select().from(messages).where(where).orderBy(asc(messages.seq)).limit(limit).all();
   }
 
   /** The SQL of every prepared statement, for checking query plans. */

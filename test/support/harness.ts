@@ -36,6 +36,9 @@ export function tempDir(): { path: string; remove(): void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** Loopback only, and a rate limit far above what any test posts unless a test sets its own. */
+const TEST_DEFAULTS = { HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '1000000' };
+
 export interface TestNode {
   base: string;
   ws: string;
@@ -47,7 +50,7 @@ export interface TestNode {
 
 /** Starts a node in this process on a random port, with real RabbitMQ and a real SQLite file. */
 export async function startTestNode(env: Record<string, string>): Promise<TestNode> {
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const config = loadConfig({ ...TEST_DEFAULTS, PORT: '0', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   const node = await startNode(config, createLogger(config.logLevel));
   if (!env.RABBITMQ_URL) await waitReady(`http://127.0.0.1:${node.port}`);
   return {
@@ -76,7 +79,7 @@ export async function spawnNode(env: Record<string, string>): Promise<SpawnedNod
   // One process, as `npm start` runs it (tsx's CLI would add a parent that a SIGKILL leaves orphaned).
   const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, ...TEST_DEFAULTS, PORT: '0', RABBITMQ_URL: rabbitUrl(), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,0 +1,61 @@
+import type { RateLimiter } from './auth/rate-limit.ts';
+import type { Principal } from './auth/tokens.ts';
+import type { Publish } from './broker/publisher.ts';
+import { encodeLogRecord, messageInputSchema, toLogRecord } from './domain/message.ts';
+import { AppError } from './errors.ts';
+
+export interface Accepted {
+  id: string;
+  room: string;
+  sender: string;
+  createdAt: string;
+  status: 'accepted';
+}
+
+/** Accepts one message from any transport (HTTP body or WebSocket frame); resolves once the broker confirmed it. */
+export type Accept = (input: unknown, principal: Principal | undefined) => Promise<Accepted>;
+
+type FieldError = { field: string; message: string };
+
+export const validationFailed = (fields: FieldError[]) =>
+  new AppError('validation_failed', `Invalid ${fields.map((f) => f.field).join(', ')}: ${fields[0]!.message}.`, { details: { fields } });
+
+/**
+ * The one path into the log: validate, check access (room and sender against the token), take
+ * from the sender's rate limit, publish with confirm. Order matters: a request refused at any
+ * step publishes nothing and does not count against the limit.
+ */
+export function createAcceptor(deps: { publish: Publish; limiter: RateLimiter; maxMessageBytes: number }): Accept {
+  const schema = messageInputSchema(deps.maxMessageBytes);
+  return async (input, principal) => {
+    const parsed = schema.safeParse(input);
+    if (!parsed.success) {
+      const issues = parsed.error.issues;
+      if (issues.some((i) => i.code === 'custom' && (i as { params?: { tooLarge?: boolean } }).params?.tooLarge)) {
+        throw new AppError('too_large', `body is over ${deps.maxMessageBytes} UTF-8 bytes.`, { details: { field: 'body', maxBytes: deps.maxMessageBytes } });
+      }
+      throw validationFailed(issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message })));
+    }
+    const msg = parsed.data;
+    let sender = msg.sender;
+    if (principal) {
+      if (sender !== undefined && sender !== principal.sub) {
+        throw new AppError('sender_mismatch', `sender must be the token subject "${principal.sub}" (or left out).`);
+      }
+      if (!principal.rooms.allows(msg.room)) throw new AppError('forbidden', `The token does not allow room "${msg.room}".`, { details: { room: msg.room } });
+      sender = principal.sub;
+    } else if (sender === undefined) {
+      throw validationFailed([{ field: 'sender', message: 'is required' }]);
+    }
+    const wait = deps.limiter.take(sender);
+    if (wait > 0) {
+      throw new AppError('rate_limited', `Too many messages from "${sender}"; retry in ${wait} s.`, {
+        headers: { 'Retry-After': String(wait) },
+        details: { retryAfter: wait },
+      });
+    }
+    const record = toLogRecord({ ...msg, sender });
+    await deps.publish(encodeLogRecord(record));
+    return { id: record.id, room: record.room, sender, createdAt: new Date(record.createdAt).toISOString(), status: 'accepted' };
+  };
+}
