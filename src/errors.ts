@@ -14,6 +14,7 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed on this endpoint.' },
   too_large: { status: 413, message: 'The request is too large.' },
   unsupported_media_type: { status: 415, message: 'Content-Type must be application/json.' },
+  epoch_mismatch: { status: 409, message: 'The cursor belongs to an earlier log (the stream was re-created); start over without a cursor.' },
   upgrade_required: { status: 426, message: 'This endpoint speaks WebSocket only.' },
   rate_limited: { status: 429, message: 'Too many messages; slow down.' },
   internal: { status: 500, message: 'Internal error.' },

@@ -8,13 +8,13 @@ import { connectBroker } from './broker/connection.ts';
 import { StreamConsumer } from './broker/consumer.ts';
 import { createPublisher } from './broker/publisher.ts';
 import type { Config } from './config.ts';
-import { decodeLogRecord } from './domain/message.ts';
 import { createApp } from './http/app.ts';
 import { Hub } from './hub/hub.ts';
 import { attachWebSocket } from './hub/websocket.ts';
 import type { Logger } from './log.ts';
 import { openDb } from './store/db.ts';
-import { MessageStore, type LogEntry } from './store/messages.ts';
+import { Replica } from './replica.ts';
+import { MessageStore } from './store/messages.ts';
 
 export interface RunningNode {
   /** The port actually bound (useful with PORT=0). */
@@ -30,33 +30,27 @@ export interface RunningNode {
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
   const db = openDb(config.databasePath);
   const store = new MessageStore(db, config.streamName);
-  let invalidRecords = 0;
 
   const hub = new Hub({
     roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
     roomHead: (room) => store.roomHead(room),
+    epoch: () => store.epoch(),
   });
 
   const conn = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`);
   const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs);
+  const replica = new Replica(store, hub, log, config.databasePath);
   const consumer = new StreamConsumer({
     connection: conn,
     stream: { name: config.streamName, maxAge: config.streamMaxAge },
     prefetch: config.consumerPrefetch,
     log,
-    startOffset: () => store.lastOffset() + 1,
-    persist: (batch) =>
-      store.append(
-        batch.map((d): LogEntry => {
-          const record = decodeLogRecord(d.body);
-          if (!record) {
-            invalidRecords++;
-            log.warn({ offset: d.offset, bytes: d.body.length }, 'skipping a stream record that is not a valid message');
-          }
-          return { offset: d.offset, record };
-        }),
-      ),
-    deliver: (stored) => hub.publish(stored),
+    startOffset: () => replica.startOffset(),
+    persist: (batch) => replica.persist(batch),
+    deliver: (stored) => replica.deliver(stored),
+    checkFirst: (first) => replica.checkFirst(first),
+    onRewind: (requested, got) => replica.onRewind(requested, got),
+    onGap: (from, to) => replica.onGap(from, to),
   });
   consumer.start();
 
@@ -85,6 +79,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     accept,
     authenticate,
     readPage: (q) => store.page(q),
+    epoch: () => store.epoch(),
     maxMessageBytes: config.maxMessageBytes,
     log,
     readiness: () => {
@@ -93,8 +88,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         database: db.$client.open ? 'open' : 'closed',
         broker: conn.ready ? 'connected' : 'disconnected',
         consumer: consumerStatus,
-        lastOffset: store.lastOffset(),
-        invalidRecords,
+        ...replica.status(),
         sockets: sockets.connections,
       };
       return { ok: db.$client.open && consumer.ready(), checks };

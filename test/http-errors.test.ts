@@ -57,7 +57,9 @@ describe('POST /message errors: each is JSON with a code, and nothing is publish
     expect(res.status).toBe(202);
     const all = await storedCount(node.base, 1);
     expect(all).toHaveLength(1);
-    expect(all[0]!.seq).toBe(1);
+    expect(all[0]!.seq).toBe(2); // seq 1 is the stream's epoch record
+    const ready = (await (await fetch(`${node.base}/readyz`)).json()) as { checks: { lastOffset: number } };
+    expect(ready.checks.lastOffset).toBe(1); // nothing else ever reached the log
     expect(await readAll(node.base)).toHaveLength(1);
   });
 

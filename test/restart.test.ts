@@ -32,7 +32,7 @@ describe('restarting a node', () => {
 
     node = await spawnNode(env);
     const resumed = await node.waitForLog((l) => l.msg === 'consuming stream');
-    expect(resumed.offset).toBe(100); // the offset after the last stored one, not 0
+    expect(resumed.offset).toBe(101); // after the epoch record and 100 messages, not 0
     await storedCount(node.base, 200);
 
     // Crash while load is running: whatever was committed stays, the rest is re-read.

@@ -72,7 +72,7 @@ describe('MessageStore (real SQLite file)', () => {
     expect(last.messages.map((m) => m.seq)).toEqual([21, 22, 23, 24, 25]);
     expect(last).toMatchObject({ next: 25, hasMore: false });
     const empty = store.page({ after: 25, limit: 10 });
-    expect(empty).toEqual({ messages: [], next: 25, hasMore: false });
+    expect(empty).toEqual({ messages: [], next: 25, hasMore: false, epoch: null });
     const odd = store.page({ room: 'odd', after: 0, limit: 100 });
     expect(odd.messages.every((m) => m.room === 'odd')).toBe(true);
     expect(odd.messages).toHaveLength(12);
@@ -93,7 +93,7 @@ describe('MessageStore (real SQLite file)', () => {
     const page = store.page({ since: t, limit: 100 });
     expect(page.messages.map((m) => m.id)).toEqual(['skewed-ahead', 'exact', 'after']);
     expect(page.next).toBe(5);
-    expect(store.page({ since: t + 10, limit: 100 })).toEqual({ messages: [], next: 5, hasMore: false });
+    expect(store.page({ since: t + 10, limit: 100 })).toEqual({ messages: [], next: 5, hasMore: false, epoch: null });
   });
 
   it('answers every read through an index, so a page costs the same at any table size', () => {
@@ -110,5 +110,28 @@ describe('MessageStore (real SQLite file)', () => {
       expect(details, name).not.toMatch(/\bSCAN messages\b(?! USING)/);
       expect(details, name).not.toMatch(/TEMP B-TREE/);
     }
+  });
+
+  it('learns the epoch from the first epoch record only, and resets to a new log keeping a backup', () => {
+    const { store, path } = open();
+    store.append([
+      { offset: 0, epoch: 'first' },
+      { offset: 1, epoch: 'racer' }, // a second creator's record: same log
+      { offset: 2, record: rec('a') },
+    ]);
+    expect(store.epoch()).toBe('first');
+    expect(new MessageStore(openDb(path), 's').epoch()).toBe('first');
+    store.recordGap(3, 9);
+    expect(store.gaps()).toEqual([{ fromOffset: 3, toOffset: 9, detectedAt: expect.any(Number) }]);
+
+    const backup = `${path}.bak`;
+    store.resetForNewLog('second', backup);
+    expect(store.epoch()).toBe('second');
+    expect(store.lastOffset()).toBe(-1);
+    expect(store.head()).toBe(0);
+    expect(store.gaps()).toEqual([]);
+    const old = new MessageStore(openDb(backup), 's');
+    expect(old.epoch()).toBe('first');
+    expect(old.page({ after: 0, limit: 10 }).messages.map((m) => m.id)).toEqual(['a']);
   });
 });

@@ -54,7 +54,7 @@ describe('WebSocket /ws', () => {
     const c = await WsClient.connect(node.ws);
     c.send({ type: 'subscribe', room: 'replay', after: stored[1]!.seq });
     const sub = await c.next((f) => f.type === 'subscribed');
-    expect(sub).toEqual({ type: 'subscribed', room: 'replay', head: stored[4]!.seq });
+    expect(sub).toEqual({ type: 'subscribed', room: 'replay', head: stored[4]!.seq, epoch: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     await c.until(() => c.messages().length === 3 || undefined);
     expect(c.messages().map((m) => m.body)).toEqual(['old 2', 'old 3', 'old 4']);
     await send('replay', 'new');

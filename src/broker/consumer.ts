@@ -20,7 +20,23 @@ export interface StreamConsumerOptions<T> {
   persist(batch: Delivery[]): T;
   /** Runs after the commit and the ack, with what `persist` returned. */
   deliver(result: T): void;
+  /**
+   * Called at each (re)subscribe of a node that has stored something, with the stream's first
+   * record (undefined when none arrived in time): lets the owner notice a re-created stream
+   * before reading on from its stored offset.
+   */
+  checkFirst(first: Delivery | undefined): void;
+  /**
+   * The stream delivered an offset below the one asked for: it is shorter than the stored
+   * position, so it was re-created. The owner resets its position; the consumer resubscribes.
+   */
+  onRewind(requested: number, got: number): void;
+  /** The stream no longer held offsets from..to (retention removed them before this node read them). */
+  onGap(from: number, to: number): void;
 }
+
+/** How long to wait for the first record of the stream when checking which log it is. */
+const PEEK_TIMEOUT_MS = 1000;
 
 export type ConsumerState = 'starting' | 'consuming' | 'retrying' | 'stopped';
 
@@ -133,6 +149,10 @@ class Subscription<T> {
       throw err;
     });
     this.ch = ch;
+    // A cheap write proves the database takes commits before anything is read (after a failed
+    // commit this is what keeps the node unready until the fault clears).
+    this.o.persist([]);
+    if (this.o.startOffset() > 0) this.o.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
     const ended = new Promise<void>((resolve, reject) => {
       this.fail = reject;
       ch.once('close', () => (this.active ? reject(new Error('channel closed')) : resolve()));
@@ -186,12 +206,13 @@ class Subscription<T> {
       batch[i] = { offset: Number(m.headers?.['x-stream-offset']), body: toBuffer(m.body) };
     }
     const first = batch[0]!.offset;
-    if (first > this.expected) {
-      this.o.log.error(
-        { stream: this.o.stream.name, expected: this.expected, got: first },
-        'stream offsets missing: records were removed by retention before this node read them',
-      );
+    if (first < this.expected) {
+      this.o.onRewind(this.expected, first);
+      this.active = false;
+      this.fail?.(new Error(`stream rewound from offset ${this.expected} to ${first}: re-created`));
+      return;
     }
+    if (first > this.expected) this.o.onGap(this.expected, first - 1);
     this.expected = batch[batch.length - 1]!.offset + 1;
     let result: T;
     try {
@@ -204,6 +225,26 @@ class Subscription<T> {
     }
     this.ch!.basicAck({ deliveryTag: msgs[msgs.length - 1]!.deliveryTag, multiple: true });
     this.o.deliver(result);
+  }
+}
+
+/** Reads the stream's first record on a channel of its own (prefetch 1), or undefined if none comes in time. */
+async function peekFirst(connection: Connection, stream: string): Promise<Delivery | undefined> {
+  const ch = await connection.acquire();
+  try {
+    await ch.basicQos({ prefetchCount: 1 });
+    let timer: NodeJS.Timeout | undefined;
+    const first = new Promise<Delivery | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), PEEK_TIMEOUT_MS);
+      ch.basicConsume({ queue: stream, noAck: false, arguments: { 'x-stream-offset': 'first' } }, (msg) =>
+        resolve({ offset: Number(msg.headers?.['x-stream-offset']), body: toBuffer(msg.body) }),
+      ).catch(() => resolve(undefined));
+    });
+    const got = await first;
+    clearTimeout(timer);
+    return got;
+  } finally {
+    await ch.close().catch(() => {});
   }
 }
 

@@ -1,4 +1,6 @@
 import type { Connection } from 'rabbitmq-client';
+import { newId } from '../domain/id.ts';
+import { encodeEpochRecord } from '../domain/message.ts';
 
 export interface StreamSpec {
   name: string;
@@ -6,12 +8,21 @@ export interface StreamSpec {
   maxAge: string;
 }
 
+const code = (err: unknown) => (err as { code?: string })?.code;
+
 /**
- * Declares the stream (idempotent). A stream that already exists with other arguments (set by
- * an operator, or a node configured differently) is used as it is, so nodes never fight over
- * retention settings.
+ * Makes sure the stream exists. A stream this creates starts with an epoch record naming the new
+ * log, which is how nodes tell a re-created stream from the one their offsets belong to. An
+ * existing stream is used as it is (its retention may have been set by an operator or another
+ * node with other settings), so nodes never fight over arguments.
  */
 export async function ensureStream(conn: Connection, spec: StreamSpec): Promise<void> {
+  try {
+    await conn.queueDeclare({ queue: spec.name, passive: true });
+    return;
+  } catch (err) {
+    if (code(err) !== 'NOT_FOUND') throw err;
+  }
   try {
     await conn.queueDeclare({
       queue: spec.name,
@@ -24,6 +35,13 @@ export async function ensureStream(conn: Connection, spec: StreamSpec): Promise<
       },
     });
   } catch (err) {
-    if ((err as { code?: string }).code !== 'PRECONDITION_FAILED') throw err;
+    if (code(err) !== 'PRECONDITION_FAILED') throw err;
+  }
+  // If two nodes create it at once both write one; the first in the log is the epoch.
+  const pub = conn.createPublisher({ confirm: true, maxAttempts: 1 });
+  try {
+    await pub.send({ routingKey: spec.name, durable: true }, encodeEpochRecord(newId()));
+  } finally {
+    await pub.close();
   }
 }

@@ -83,16 +83,37 @@ const logRecordSchema = z.object({
   createdAt: z.number().int().nonnegative(),
 });
 
-/** Decodes one stream record; `undefined` for anything that is not a valid message (skipped, never fatal). */
-export function decodeLogRecord(raw: Buffer): LogRecord | undefined {
+/**
+ * The first record of every stream this server creates: names the log, so that a node can tell
+ * a re-created stream (offsets starting over) from the one its stored offsets belong to.
+ */
+export interface EpochRecord {
+  kind: 'epoch';
+  epoch: string;
+}
+
+export type Decoded = { kind: 'message'; record: LogRecord } | EpochRecord | undefined;
+
+const epochSchema = z.strictObject({ kind: z.literal('epoch'), epoch: id });
+
+/** Decodes one stream record; `undefined` for anything that is neither (skipped, never fatal). */
+export function decodeLogRecord(raw: Buffer): Decoded {
   let value: unknown;
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch {
     return undefined;
   }
+  if (typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'epoch') {
+    const e = epochSchema.safeParse(value);
+    return e.success ? e.data : undefined;
+  }
   const parsed = logRecordSchema.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  return parsed.success ? { kind: 'message', record: parsed.data } : undefined;
+}
+
+export function encodeEpochRecord(epoch: string): Buffer {
+  return Buffer.from(JSON.stringify({ kind: 'epoch', epoch } satisfies EpochRecord), 'utf8');
 }
 
 export function encodeLogRecord(record: LogRecord): Buffer {

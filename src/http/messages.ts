@@ -10,6 +10,8 @@ import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
 export interface MessageRoutesDeps {
   accept: Accept;
   readPage(query: PageQuery & { rooms?: RoomFilter }): Page;
+  /** The log epoch this node follows (null while unknown). */
+  epoch(): string | null;
   maxMessageBytes: number;
   authenticate: Authenticate | undefined;
 }
@@ -43,6 +45,10 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
 
   r.get('/messages/since', auth, (c) => {
     const query = parsePageQuery(c.req.query());
+    const current = deps.epoch();
+    if (query.epoch !== undefined && current !== null && query.epoch !== current) {
+      throw new AppError('epoch_mismatch', undefined, { details: { epoch: current } });
+    }
     const principal = c.var.principal;
     if (!principal || principal.rooms.all) return c.json(deps.readPage(query));
     if (query.room !== undefined) {
@@ -70,6 +76,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
+const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
 const NON_NEGATIVE_INT = /^(0|[1-9][0-9]{0,15})$/;
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
@@ -94,6 +101,10 @@ export function parsePageQuery(q: Record<string, string>): PageQuery {
     const ms = parseSince(q.since);
     if (ms === undefined) errors.push({ field: 'since', message: 'must be an ISO 8601 date-time or epoch milliseconds' });
     else out.since = ms;
+  }
+  if (q.epoch !== undefined) {
+    if (EPOCH.test(q.epoch)) out.epoch = q.epoch;
+    else errors.push({ field: 'epoch', message: 'must be an epoch as returned with a page' });
   }
   if (q.limit !== undefined) {
     const n = NON_NEGATIVE_INT.test(q.limit) ? Number(q.limit) : NaN;

@@ -6,12 +6,15 @@ export interface HistoryReader {
   roomPage(room: string, after: number, limit: number): Message[];
   /** Latest seq of `room` on this node, 0 when empty. */
   roomHead(room: string): number;
+  /** The log epoch seqs belong to (null while unknown). */
+  epoch(): string | null;
 }
 
 /** The hub's view of one socket: how to send a frame and whether it is still worth sending to. */
 export interface Peer {
   /** Sends one text frame; `onFlushed` runs once it has been handed to the OS. */
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void;
+  close(code: number, reason: string): void;
   readonly open: boolean;
 }
 
@@ -52,7 +55,7 @@ export class Hub {
   subscribe(peer: Peer, room: string, after?: number): void {
     this.unsubscribe(peer, room);
     const head = this.reader.roomHead(room);
-    peer.send(JSON.stringify({ type: 'subscribed', room, head }));
+    peer.send(JSON.stringify({ type: 'subscribed', room, head, epoch: this.reader.epoch() }));
     const sub: Subscription = { peer, room, cursor: after ?? head, live: after === undefined, closed: false };
     let set = this.rooms.get(room);
     if (!set) this.rooms.set(room, (set = new Set()));
@@ -61,6 +64,10 @@ export class Hub {
     if (!mine) this.peers.set(peer, (mine = new Map()));
     mine.set(room, sub);
     if (!sub.live) this.replay(sub);
+  }
+
+  epoch(): string | null {
+    return this.reader.epoch();
   }
 
   unsubscribe(peer: Peer, room: string): boolean {
@@ -93,6 +100,14 @@ export class Hub {
     const mine = this.peers.get(peer);
     if (!mine) return;
     for (const room of [...mine.keys()]) this.unsubscribe(peer, room);
+  }
+
+  /** Closes every subscribed peer (their cursors no longer mean anything, e.g. after a log reset). */
+  disconnectAll(code: number, reason: string): void {
+    for (const peer of [...this.peers.keys()]) {
+      this.remove(peer);
+      peer.close(code, reason);
+    }
   }
 
   /** Pushes newly committed messages (ascending seq) to live subscribers; each frame is serialised once. */

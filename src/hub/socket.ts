@@ -247,6 +247,11 @@ export class SocketPeer implements Peer {
     if (f.after !== undefined && !NON_NEGATIVE_SAFE_INT(f.after)) {
       return this.error('validation_failed', 'after must be a seq: a whole number >= 0', { field: 'after', room });
     }
+    if (f.epoch !== undefined) {
+      const current = this.s.hub.epoch();
+      if (typeof f.epoch !== 'string') return this.error('validation_failed', 'epoch must be a string', { field: 'epoch', room });
+      if (current !== null && f.epoch !== current) return this.error('epoch_mismatch', undefined, { room, epoch: current });
+    }
     if (this.principal && !this.principal.rooms.allows(room)) {
       return this.error('forbidden', `The token does not allow room "${room}".`, { room });
     }

@@ -20,7 +20,9 @@ export function openDb(path: string): Db {
   const sqlite = new Database(path);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
+  // The consumer is the only writer; a lock held by someone else (a backup tool, an operator's
+  // shell) should fail a commit quickly, not freeze the event loop while it waits.
+  sqlite.pragma('busy_timeout = 250');
   sqlite.pragma('cache_size = -32000');
   const db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: MIGRATIONS });

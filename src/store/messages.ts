@@ -2,12 +2,19 @@ import { and, asc, desc, eq, gt, gte, inArray, lt, max, ne, or, sql, type SQL } 
 import type { RoomFilter } from '../auth/rooms.ts';
 import type { LogRecord, Message } from '../domain/message.ts';
 import type { Db } from './db.ts';
-import { consumerState, messages } from './schema.ts';
+import { consumerState, logGaps, messages } from './schema.ts';
 
-/** One record read from the log: its offset and, when it decoded as a message, the message. */
+/** One record read from the log: its offset and what it decoded to (a message, the log's epoch, or nothing valid). */
 export interface LogEntry {
   offset: number;
-  record: LogRecord | undefined;
+  record?: LogRecord;
+  epoch?: string;
+}
+
+export interface LogGap {
+  fromOffset: number;
+  toOffset: number;
+  detectedAt: number;
 }
 
 export interface PageQuery {
@@ -18,6 +25,8 @@ export interface PageQuery {
   after?: number;
   /** epoch ms: createdAt >= since */
   since?: number;
+  /** The log epoch the client's cursor came from (checked by the caller, not here). */
+  epoch?: string;
   limit: number;
 }
 
@@ -25,6 +34,8 @@ export interface Page {
   messages: Message[];
   next: number;
   hasMore: boolean;
+  /** Identity of the log the seqs belong to (null until this node has read the stream's epoch record). */
+  epoch: string | null;
 }
 
 /**
@@ -57,7 +68,8 @@ export class MessageStore {
   private readonly db: Db;
   private readonly stream: string;
   private readonly q;
-  private readonly appendTx: (entries: readonly LogEntry[]) => Message[];
+  private readonly appendTx: (entries: readonly LogEntry[]) => { stored: Message[]; epoch: string | null };
+  private currentEpoch: string | null;
 
   constructor(db: Db, stream: string) {
     this.db = db;
@@ -79,12 +91,14 @@ export class MessageStore {
         .values({ seq: p('seq'), id: p('id'), room: p('room'), sender: p('sender'), body: p('body'), createdAt: p('createdAt') })
         .onConflictDoNothing()
         .prepare(),
-      saveOffset: db
+      saveState: db
         .insert(consumerState)
-        .values({ stream, lastOffset: p('offset') })
-        .onConflictDoUpdate({ target: consumerState.stream, set: { lastOffset: sql`excluded.last_offset` } })
+        .values({ stream, lastOffset: p('offset'), epoch: p('epoch') })
+        .onConflictDoUpdate({ target: consumerState.stream, set: { lastOffset: sql`excluded.last_offset`, epoch: sql`excluded.epoch` } })
         .prepare(),
-      lastOffset: db.select({ o: consumerState.lastOffset }).from(consumerState).where(eq(consumerState.stream, stream)).prepare(),
+      state: db.select({ o: consumerState.lastOffset, epoch: consumerState.epoch }).from(consumerState).where(eq(consumerState.stream, stream)).prepare(),
+      addGap: db.insert(logGaps).values({ fromOffset: p('from'), toOffset: p('to'), detectedAt: p('at') }).onConflictDoNothing().prepare(),
+      gaps: db.select().from(logGaps).orderBy(asc(logGaps.fromOffset)).prepare(),
       otherStream: db.select({ s: consumerState.stream }).from(consumerState).where(ne(consumerState.stream, stream)).limit(1).prepare(),
       pageAll: db.select(cols).from(messages).where(gt(messages.seq, p('after'))).orderBy(asc(messages.seq)).limit(p('limit')).prepare(),
       pageRoom: db
@@ -119,6 +133,7 @@ export class MessageStore {
       roomHead: db.select({ seq: messages.seq }).from(messages).where(eq(messages.room, p('room'))).orderBy(desc(messages.seq)).limit(1).prepare(),
     };
     this.appendTx = this.makeAppendTx();
+    this.currentEpoch = this.q.state.get()?.epoch ?? null;
     const other = this.q.otherStream.get();
     if (other) {
       throw new StreamMismatchError(
@@ -129,7 +144,41 @@ export class MessageStore {
 
   /** Last stream offset this node stored (or skipped); -1 when it has read nothing yet. */
   lastOffset(): number {
-    return this.q.lastOffset.get()?.o ?? -1;
+    return this.q.state.get()?.o ?? -1;
+  }
+
+  /** The log this node's seqs belong to; null until its epoch record has been read. */
+  epoch(): string | null {
+    return this.currentEpoch;
+  }
+
+  /** Records the log's identity for data read before it was known (e.g. stored by an older version). */
+  adoptEpoch(epoch: string): void {
+    this.q.saveState.run({ offset: this.lastOffset(), epoch });
+    this.currentEpoch = epoch;
+  }
+
+  /** Remembers offsets the stream no longer had when this node came to read them. */
+  recordGap(fromOffset: number, toOffset: number): void {
+    this.q.addGap.run({ from: fromOffset, to: toOffset, at: Date.now() });
+  }
+
+  gaps(): LogGap[] {
+    return this.q.gaps.all();
+  }
+
+  /**
+   * The stream was re-created: its offsets start over and must not meet the old seqs. Saves a
+   * consistent copy of the database to `backupPath`, then empties it to follow the new log.
+   */
+  resetForNewLog(epoch: string | null, backupPath: string): void {
+    this.db.$client.prepare('VACUUM INTO ?').run(backupPath);
+    this.db.$client.transaction(() => {
+      this.db.delete(messages).run();
+      this.db.delete(logGaps).run();
+      this.q.saveState.run({ offset: -1, epoch });
+    })();
+    this.currentEpoch = epoch;
   }
 
   /**
@@ -138,22 +187,27 @@ export class MessageStore {
    * in log order: exactly the ones to push.
    */
   append(entries: readonly LogEntry[]): Message[] {
-    return this.appendTx(entries);
+    const { stored, epoch } = this.appendTx(entries);
+    this.currentEpoch = epoch; // only once committed
+    return stored;
   }
 
   private makeAppendTx() {
-    return this.db.$client.transaction((batch: readonly LogEntry[]): Message[] => {
+    return this.db.$client.transaction((batch: readonly LogEntry[]) => {
       let last = this.lastOffset();
+      let epoch = this.currentEpoch;
       const stored: Message[] = [];
-      for (const { offset, record } of batch) {
-        if (offset <= last) continue;
-        last = offset;
-        if (!record) continue;
-        const row: Row = { seq: offset + 1, ...record };
+      for (const entry of batch) {
+        if (entry.offset <= last) continue;
+        last = entry.offset;
+        // Only the first epoch record names the log; a second one is a creation race, same log.
+        if (entry.epoch !== undefined) epoch ??= entry.epoch;
+        if (!entry.record) continue;
+        const row: Row = { seq: entry.offset + 1, ...entry.record };
         if (this.q.insert.run(row).changes === 1) stored.push(toMessage(row));
       }
-      this.q.saveOffset.run({ offset: last });
-      return stored;
+      this.q.saveState.run({ offset: last, epoch });
+      return { stored, epoch };
     });
   }
 
@@ -181,7 +235,7 @@ export class MessageStore {
     // An empty page keeps the cursor where it was; an empty `since` page points at the head so
     // that polling with after=next misses nothing stored later.
     const next = last ? last.seq : (query.after ?? this.head());
-    return { messages: rows.map(toMessage), next, hasMore };
+    return { messages: rows.map(toMessage), next, hasMore, epoch: this.currentEpoch };
   }
 
   private sinceStart(since: number): number {

@@ -23,4 +23,14 @@ export const consumerState = sqliteTable('consumer_state', {
   stream: text('stream').primaryKey(),
   /** Last stream offset stored (including records skipped as invalid or duplicate); -1 before any. */
   lastOffset: integer('last_offset').notNull(),
+  /** Identity of the log these offsets belong to (from the stream's epoch record); null until seen. */
+  epoch: text('epoch'),
+});
+
+/** Offsets this node never read because the stream had already dropped them (retention). */
+export const logGaps = sqliteTable('log_gaps', {
+  fromOffset: integer('from_offset').primaryKey(),
+  toOffset: integer('to_offset').notNull(),
+  /** epoch milliseconds */
+  detectedAt: integer('detected_at').notNull(),
 });
