@@ -28,10 +28,11 @@ const schema = z.object({
   RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(600),
   // Operational knobs beyond the contract; defaults suit a small deployment.
   PUBLISH_TIMEOUT_MS: int(100, 60_000).default(5000),
+  RABBITMQ_HEARTBEAT_SECONDS: int(1, 600).default(10),
   CONSUMER_PREFETCH: int(1, 65_535).default(2000),
   WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   WS_PING_INTERVAL_MS: int(1000, 3_600_000).default(30_000),
-  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(5000),
+  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(100),
   WS_MAX_SOCKETS_PER_USER: int(1, 100_000).default(20),
   STREAM_MAX_AGE: z
@@ -51,6 +52,7 @@ export type Config = Readonly<{
   authSecret: string | undefined;
   rateLimitPerMinute: number;
   publishTimeoutMs: number;
+  rabbitmqHeartbeatSeconds: number;
   consumerPrefetch: number;
   wsMaxBufferedBytes: number;
   wsPingIntervalMs: number;
@@ -86,6 +88,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authSecret: c.AUTH_SECRET,
     rateLimitPerMinute: c.RATE_LIMIT_PER_MINUTE,
     publishTimeoutMs: c.PUBLISH_TIMEOUT_MS,
+    rabbitmqHeartbeatSeconds: c.RABBITMQ_HEARTBEAT_SECONDS,
     consumerPrefetch: c.CONSUMER_PREFETCH,
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
     wsPingIntervalMs: c.WS_PING_INTERVAL_MS,

@@ -23,7 +23,6 @@ export const ERRORS = {
   // WebSocket-only codes (sent in error frames, never as HTTP statuses)
   invalid_frame: { status: 400, message: 'The frame is not valid.' },
   unknown_type: { status: 400, message: 'Unknown frame type.' },
-  not_subscribed: { status: 400, message: 'Not subscribed to that room.' },
   too_many_subscriptions: { status: 400, message: 'Too many subscriptions on this socket.' },
 } as const satisfies Record<string, { status: ContentfulStatusCode; message: string }>;
 

@@ -37,8 +37,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     epoch: () => store.epoch(),
   });
 
-  const conn = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`);
-  const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs);
+  const conn = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
   const replica = new Replica(store, hub, log, config.databasePath);
   const consumer = new StreamConsumer({
     connection: conn,
@@ -51,8 +50,10 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     checkFirst: (first) => replica.checkFirst(first),
     onRewind: (requested, got) => replica.onRewind(requested, got),
     onGap: (from, to) => replica.onGap(from, to),
+    checkAnchor: (anchor) => replica.checkAnchor(anchor),
   });
   consumer.start();
+  const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs, () => consumer.attached());
 
   // The app is built below; requests only arrive after listen().
   const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Delivery } from './broker/consumer.ts';
 import { decodeLogRecord, type Message } from './domain/message.ts';
 import type { Hub } from './hub/hub.ts';
@@ -48,7 +49,20 @@ export class Replica {
         entries[i] = { offset };
       }
     }
+    // The last record's fingerprint lets the next subscribe prove the log is still the same one.
+    if (batch.length > 0) entries[batch.length - 1]!.hash = fingerprint(batch[batch.length - 1]!.body);
     return this.store.append(entries);
+  }
+
+  /**
+   * The record at this node's last offset, read again at subscribe: if it is not the one stored,
+   * the stream was re-created (and has grown past this node's position). False means: reset done.
+   */
+  checkAnchor(anchor: Delivery): boolean {
+    const known = this.store.lastHash();
+    if (known === null || anchor.offset !== this.store.lastOffset() || fingerprint(anchor.body) === known) return true;
+    this.reset(null, `the record at offset ${anchor.offset} is not the one this node stored there`);
+    return false;
   }
 
   deliver(stored: Message[]): void {
@@ -101,3 +115,5 @@ export class Replica {
     this.hub.disconnectAll(CLOSE_LOG_RESET, 'the log was reset: resubscribe without a cursor');
   }
 }
+
+const fingerprint = (body: Buffer) => createHash('sha1').update(body).digest('base64url');

@@ -3,13 +3,14 @@ import type { Logger } from '../log.ts';
 
 /**
  * One AMQP connection per node, shared by publisher and consumer. rabbitmq-client reconnects
- * by itself; heartbeats (10 s, two missed = dead) make a cut or stalled TCP link noticed quickly.
+ * by itself; heartbeats (sent every heartbeat/2 s, two missed = dead) make a cut or stalled TCP
+ * link noticed within about `heartbeatSeconds`.
  */
-export function connectBroker(url: string, log: Logger, name: string): Connection {
+export function connectBroker(url: string, log: Logger, name: string, heartbeatSeconds: number): Connection {
   const conn = new Connection({
     url,
     connectionName: name,
-    heartbeat: 10,
+    heartbeat: heartbeatSeconds,
     connectionTimeout: 5000,
     acquireTimeout: 5000,
     retryLow: 250,

@@ -33,6 +33,11 @@ export interface StreamConsumerOptions<T> {
   onRewind(requested: number, got: number): void;
   /** The stream no longer held offsets from..to (retention removed them before this node read them). */
   onGap(from: number, to: number): void;
+  /**
+   * The record at the last stored offset (startOffset() - 1), which every subscribe reads again:
+   * false when it is not the one stored (the stream was re-created; the owner has reset).
+   */
+  checkAnchor(anchor: Delivery): boolean;
 }
 
 /** How long to wait for the first record of the stream when checking which log it is. */
@@ -58,9 +63,22 @@ export class StreamConsumer<T> {
   private wake: (() => void) | undefined;
   private current: Subscription<T> | undefined;
   private stopping = false;
+  /** Counts (re)connections; `attachedOn` is the one on which a subscription last got going. */
+  private connections = 0;
+  private attachedOn = -1;
 
   constructor(options: StreamConsumerOptions<T>) {
     this.o = options;
+    options.connection.on('connection', () => this.connections++);
+  }
+
+  /**
+   * True once a subscription got going on the current broker connection: the stream's writer is
+   * up. After a broker restart RabbitMQ 3.10 can route to (and confirm for) a stream whose writer
+   * is not up yet and then drop the message, so publishing waits for this.
+   */
+  attached(): boolean {
+    return this.o.connection.ready && this.attachedOn === this.connections;
   }
 
   start(): void {
@@ -90,6 +108,7 @@ export class StreamConsumer<T> {
     while (!this.stopping) {
       const sub = new Subscription(this.o, (ok) => {
         if (ok) {
+          this.attachedOn = this.connections;
           attempt = 0;
           this.lastError = undefined;
           if (!this.stopping) this.state = 'consuming';
@@ -127,6 +146,8 @@ class Subscription<T> {
   private buffer: AsyncMessage[] = [];
   private scheduled = false;
   private expected = 0;
+  /** Offset of the already-stored record read again to prove the log is the same; -1 when none. */
+  private anchor = -1;
   private fail: ((err: Error) => void) | undefined;
   private abort: (() => void) | undefined;
   private readonly aborted = new Promise<never>((_, reject) => {
@@ -162,8 +183,12 @@ class Subscription<T> {
     try {
       await ch.basicQos({ prefetchCount: prefetch });
       this.expected = this.o.startOffset();
+      // Start one record early: the last stored one comes back first and must be the same record.
+      // (A stream re-created shorter than our position would otherwise make the broker wait,
+      // silently, until the new log reaches it.)
+      this.anchor = this.expected - 1;
       await ch.basicConsume(
-        { queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(this.expected) } },
+        { queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(Math.max(this.anchor, 0)) } },
         (msg) => this.onMessage(msg),
       );
       this.o.log.info({ stream: stream.name, offset: this.expected }, 'consuming stream');
@@ -205,6 +230,23 @@ class Subscription<T> {
       const m = msgs[i]!;
       batch[i] = { offset: Number(m.headers?.['x-stream-offset']), body: toBuffer(m.body) };
     }
+    const lastTag = msgs[msgs.length - 1]!.deliveryTag;
+    if (this.anchor >= 0) {
+      const anchor = this.anchor;
+      this.anchor = -1;
+      if (batch[0]!.offset === anchor) {
+        if (!this.o.checkAnchor(batch[0]!)) {
+          this.active = false;
+          this.fail?.(new Error(`the record at offset ${anchor} changed: the stream was re-created`));
+          return;
+        }
+        batch.shift();
+        if (batch.length === 0) {
+          this.ch!.basicAck({ deliveryTag: lastTag, multiple: true });
+          return;
+        }
+      }
+    }
     const first = batch[0]!.offset;
     if (first < this.expected) {
       this.o.onRewind(this.expected, first);
@@ -223,7 +265,7 @@ class Subscription<T> {
       this.fail?.(err as Error);
       return;
     }
-    this.ch!.basicAck({ deliveryTag: msgs[msgs.length - 1]!.deliveryTag, multiple: true });
+    this.ch!.basicAck({ deliveryTag: lastTag, multiple: true });
     this.o.deliver(result);
   }
 }

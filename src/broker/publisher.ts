@@ -18,7 +18,7 @@ const unavailable = (why: string) => new AppError('broker_unavailable', undefine
  * `mandatory` matters: without it a message published while the stream does not exist is
  * dropped by the broker and still confirmed.
  */
-export function createPublisher(conn: Connection, stream: string, timeoutMs: number): PublisherHandle {
+export function createPublisher(conn: Connection, stream: string, timeoutMs: number, streamReady: () => boolean): PublisherHandle {
   const returned = new Set<string>();
   let counter = 0;
   const pub = conn.createPublisher({ confirm: true, maxAttempts: 1 });
@@ -28,6 +28,9 @@ export function createPublisher(conn: Connection, stream: string, timeoutMs: num
 
   const publish: Publish = async (record) => {
     if (!conn.ready) throw unavailable('not connected');
+    // See StreamConsumer.attached(): right after a broker restart RabbitMQ 3.10 can confirm a
+    // message for a stream whose writer is not up yet, and drop it.
+    if (!streamReady()) throw unavailable('stream not attached yet');
     const tag = `p${++counter}`;
     let timer: NodeJS.Timeout | undefined;
     const sent = pub.send({ routingKey: stream, durable: true, mandatory: true, messageId: tag }, record);

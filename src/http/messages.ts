@@ -78,7 +78,11 @@ async function readJson(c: Context): Promise<unknown> {
 
 const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
 const NON_NEGATIVE_INT = /^(0|[1-9][0-9]{0,15})$/;
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+// A date, or a date-time with or without a zone; without one it is read as UTC (the server's
+// clock zone would be a guess).
+const ISO_8601 = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i;
+/** A `since` further ahead of this server's clock than this is a client bug (seconds vs ms, µs). */
+const MAX_SINCE_AHEAD_MS = 60 * 60 * 1000;
 
 /** Parses and validates the query of GET /messages/since into a PageQuery, or throws validation_failed. */
 export function parsePageQuery(q: Record<string, string>): PageQuery {
@@ -100,6 +104,7 @@ export function parsePageQuery(q: Record<string, string>): PageQuery {
   if (q.since !== undefined) {
     const ms = parseSince(q.since);
     if (ms === undefined) errors.push({ field: 'since', message: 'must be an ISO 8601 date-time or epoch milliseconds' });
+    else if (ms > Date.now() + MAX_SINCE_AHEAD_MS) errors.push({ field: 'since', message: 'is more than an hour in the future (epoch seconds or microseconds instead of milliseconds?)' });
     else out.since = ms;
   }
   if (q.epoch !== undefined) {
@@ -120,7 +125,11 @@ function parseSince(s: string): number | undefined {
     const n = Number(s);
     return Number.isSafeInteger(n) ? n : undefined;
   }
-  if (!ISO_8601.test(s)) return undefined;
-  const ms = Date.parse(s);
-  return Number.isNaN(ms) ? undefined : ms;
+  const m = ISO_8601.exec(s);
+  if (!m) return undefined;
+  const [, date, time, zone] = m;
+  const ms = Date.parse(time === undefined ? `${date}T00:00:00Z` : `${date}T${time}${zone ?? 'Z'}`);
+  // Date.parse rolls 2026-02-30 over to March; refuse dates that do not exist.
+  if (Number.isNaN(ms) || new Date(Date.parse(`${date}T00:00:00Z`)).toISOString().slice(0, 10) !== date) return undefined;
+  return ms;
 }

@@ -55,6 +55,7 @@ export function attachWebSocket(
       const peer = new SocketPeer(ws, full, opts);
       peers.add(peer);
       ws.on('close', () => peers.delete(peer));
+      if (!services.authenticate) return; // open mode: any Authorization header is ignored, as over HTTP
       let token: string | undefined;
       try {
         token = bearerToken(req.headers.authorization);

@@ -9,6 +9,8 @@ export interface LogEntry {
   offset: number;
   record?: LogRecord;
   epoch?: string;
+  /** Hash of the raw record; needed only on the last entry of a batch (see lastHash()). */
+  hash?: string;
 }
 
 export interface LogGap {
@@ -93,10 +95,17 @@ export class MessageStore {
         .prepare(),
       saveState: db
         .insert(consumerState)
-        .values({ stream, lastOffset: p('offset'), epoch: p('epoch') })
-        .onConflictDoUpdate({ target: consumerState.stream, set: { lastOffset: sql`excluded.last_offset`, epoch: sql`excluded.epoch` } })
+        .values({ stream, lastOffset: p('offset'), epoch: p('epoch'), lastHash: p('hash') })
+        .onConflictDoUpdate({
+          target: consumerState.stream,
+          set: { lastOffset: sql`excluded.last_offset`, epoch: sql`excluded.epoch`, lastHash: sql`excluded.last_hash` },
+        })
         .prepare(),
-      state: db.select({ o: consumerState.lastOffset, epoch: consumerState.epoch }).from(consumerState).where(eq(consumerState.stream, stream)).prepare(),
+      state: db
+        .select({ o: consumerState.lastOffset, epoch: consumerState.epoch, hash: consumerState.lastHash })
+        .from(consumerState)
+        .where(eq(consumerState.stream, stream))
+        .prepare(),
       addGap: db.insert(logGaps).values({ fromOffset: p('from'), toOffset: p('to'), detectedAt: p('at') }).onConflictDoNothing().prepare(),
       gaps: db.select().from(logGaps).orderBy(asc(logGaps.fromOffset)).prepare(),
       otherStream: db.select({ s: consumerState.stream }).from(consumerState).where(ne(consumerState.stream, stream)).limit(1).prepare(),
@@ -153,8 +162,13 @@ export class MessageStore {
   }
 
   /** Records the log's identity for data read before it was known (e.g. stored by an older version). */
+  /** Hash of the record at lastOffset(), or null if unknown (stored by an older version). */
+  lastHash(): string | null {
+    return this.q.state.get()?.hash ?? null;
+  }
+
   adoptEpoch(epoch: string): void {
-    this.q.saveState.run({ offset: this.lastOffset(), epoch });
+    this.q.saveState.run({ offset: this.lastOffset(), epoch, hash: this.lastHash() });
     this.currentEpoch = epoch;
   }
 
@@ -176,7 +190,7 @@ export class MessageStore {
     this.db.$client.transaction(() => {
       this.db.delete(messages).run();
       this.db.delete(logGaps).run();
-      this.q.saveState.run({ offset: -1, epoch });
+      this.q.saveState.run({ offset: -1, epoch, hash: null });
     })();
     this.currentEpoch = epoch;
   }
@@ -194,19 +208,22 @@ export class MessageStore {
 
   private makeAppendTx() {
     return this.db.$client.transaction((batch: readonly LogEntry[]) => {
-      let last = this.lastOffset();
+      const state = this.q.state.get();
+      let last = state?.o ?? -1;
+      let hash = state?.hash ?? null;
       let epoch = this.currentEpoch;
       const stored: Message[] = [];
       for (const entry of batch) {
         if (entry.offset <= last) continue;
         last = entry.offset;
+        hash = entry.hash ?? null;
         // Only the first epoch record names the log; a second one is a creation race, same log.
         if (entry.epoch !== undefined) epoch ??= entry.epoch;
         if (!entry.record) continue;
         const row: Row = { seq: entry.offset + 1, ...entry.record };
         if (this.q.insert.run(row).changes === 1) stored.push(toMessage(row));
       }
-      this.q.saveState.run({ offset: last, epoch });
+      this.q.saveState.run({ offset: last, epoch, hash });
       return { stored, epoch };
     });
   }

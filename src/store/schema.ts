@@ -25,6 +25,8 @@ export const consumerState = sqliteTable('consumer_state', {
   lastOffset: integer('last_offset').notNull(),
   /** Identity of the log these offsets belong to (from the stream's epoch record); null until seen. */
   epoch: text('epoch'),
+  /** Hash of the record at `last_offset`: re-read at every subscribe to prove it is still the same log. */
+  lastHash: text('last_hash'),
 });
 
 /** Offsets this node never read because the stream had already dropped them (retention). */

@@ -258,3 +258,79 @@ export class WsClient {
     this.ws.close();
   }
 }
+
+export interface LoadResult {
+  /** ids answered 202 */
+  accepted: string[];
+  /** ids answered 503, with how long each answer took */
+  unavailable: { id: string; ms: number; retryAfter: string | null }[];
+  /** ids whose request failed without an answer (connection refused or reset) */
+  failed: string[];
+  /** any other status: a bug */
+  other: { id: string; status: number }[];
+}
+
+/**
+ * Posts one message every `intervalMs` (round-robin over `bases`) until stopped; every request
+ * has its own id so a test can check exactly which answered 202 ended up stored.
+ */
+export function steadyLoad(bases: string[], prefix: string, intervalMs = 10, room = 'load') {
+  const result: LoadResult = { accepted: [], unavailable: [], failed: [], other: [] };
+  const inflight = new Set<Promise<void>>();
+  let i = 0;
+  const timer = setInterval(() => {
+    const id = `${prefix}-${i}`;
+    const base = bases[i++ % bases.length]!;
+    const started = Date.now();
+    const p = post(base, { room, sender: 'load', body: id, id })
+      .then(async (res) => {
+        await res.arrayBuffer();
+        if (res.status === 202) result.accepted.push(id);
+        else if (res.status === 503) result.unavailable.push({ id, ms: Date.now() - started, retryAfter: res.headers.get('retry-after') });
+        else result.other.push({ id, status: res.status });
+      })
+      .catch(() => {
+        result.failed.push(id);
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  }, intervalMs);
+  return {
+    result,
+    /** Stops sending and waits for every request in flight to be answered. */
+    async stop(): Promise<LoadResult> {
+      clearInterval(timer);
+      await Promise.all(inflight);
+      return result;
+    },
+  };
+}
+
+/** Asserts that `node` stored each of `ids` exactly once (and returns its full list). */
+export async function expectStoredOnce(base: string, ids: string[], timeoutMs = 30_000): Promise<StoredMessage[]> {
+  const wanted = new Set(ids);
+  const all = await eventually(async () => {
+    const list = await readAll(base);
+    const have = new Set(list.map((m) => m.id));
+    for (const id of wanted) if (!have.has(id)) return undefined;
+    return list;
+  }, timeoutMs, `${ids.length} accepted ids stored at ${base}`);
+  const counts = new Map<string, number>();
+  for (const m of all) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
+  const doubled = [...counts].filter(([, n]) => n > 1);
+  if (doubled.length > 0) throw new Error(`stored more than once at ${base}: ${JSON.stringify(doubled.slice(0, 5))}`);
+  const seqs = all.map((m) => m.seq);
+  for (let k = 1; k < seqs.length; k++) if (seqs[k]! <= seqs[k - 1]!) throw new Error(`seq not ascending at ${base}: ${seqs[k - 1]} then ${seqs[k]}`);
+  return all;
+}
+
+export async function readyz(base: string): Promise<{ status: number; checks: Record<string, unknown> }> {
+  const res = await fetch(`${base}/readyz`);
+  const body = (await res.json()) as { checks?: Record<string, unknown>; error?: { checks: Record<string, unknown> } };
+  return { status: res.status, checks: body.checks ?? body.error?.checks ?? {} };
+}
+
+export async function stopNode(node: SpawnedNode, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (node.proc.exitCode === null && node.proc.signalCode === null) node.proc.kill(signal);
+  await node.exited;
+}

@@ -4,4 +4,5 @@ CREATE TABLE `log_gaps` (
 	`detected_at` integer NOT NULL
 );
 --> statement-breakpoint
-ALTER TABLE `consumer_state` ADD `epoch` text;
+ALTER TABLE `consumer_state` ADD `epoch` text;--> statement-breakpoint
+ALTER TABLE `consumer_state` ADD `last_hash` text;
