@@ -120,7 +120,8 @@ export class StreamConsumer<T> {
       } catch (err) {
         if (this.stopping) break;
         this.lastError = (err as Error)?.message ?? String(err);
-        this.o.log.warn({ err: this.lastError }, 'stream consumer stopped; resubscribing from the stored offset');
+        const msg = this.o.connection.ready ? 'stream consumer stopped; resubscribing from the stored offset' : 'broker unreachable; retrying';
+        this.o.log.warn({ err: this.lastError, attempt: attempt + 1 }, msg);
       }
       this.current = undefined;
       if (this.stopping) break;

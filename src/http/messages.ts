@@ -37,7 +37,11 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
     bodyLimit({
       maxSize: maxRequestBytes,
       onError: () => {
-        throw new AppError('too_large', `The request body is over ${maxRequestBytes} bytes.`, { details: { maxBytes: maxRequestBytes } });
+        // The rest of the body is never read: the connection cannot carry another request.
+        throw new AppError('too_large', `The request body is over ${maxRequestBytes} bytes.`, {
+          details: { maxBytes: maxRequestBytes },
+          headers: { Connection: 'close' },
+        });
       },
     }),
     async (c) => c.json(await deps.accept(await readJson(c), c.var.principal), 202),
