@@ -1,29 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mintToken, verifyToken } from '../src/auth/tokens.ts';
-import { deleteStream, eventually, post, ROOT, spawnNode, startTestNode, tempDir, uniqueStream, WsClient, type TestNode } from './support/harness.ts';
+import { eventually, post, ROOT, testScope, WsClient, type TestNode } from './support/harness.ts';
 
 const SECRET = 'test-secret-0123456789-0123456789-abcdef';
-const stream = uniqueStream('auth');
-const dir = tempDir();
+const scope = testScope('auth');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({
-    STREAM_NAME: stream,
-    DATABASE_PATH: `${dir.path}/auth.db`,
+  node = await scope.startNode({
     AUTH_SECRET: SECRET,
     RATE_LIMIT_PER_MINUTE: '5',
     WS_MAX_SOCKETS_PER_USER: '2',
     WS_MAX_SUBSCRIPTIONS: '3',
-  });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+  }, 'auth.db');
 });
 
 const token = (sub: string, rooms: string[], ttlSeconds = 600, secret = SECRET) => mintToken(secret, { sub, rooms, ttlSeconds });
@@ -237,16 +229,12 @@ describe('npm run token', () => {
 
 describe('open mode', () => {
   it('logs one clear warning at start, and none when AUTH_SECRET is set', async () => {
-    const open = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/open.db`, RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1' });
-    const closed = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/closed.db`, RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1', AUTH_SECRET: SECRET });
-    try {
-      const warnings = open.logs.filter((l) => l.level === 40 && /AUTH_SECRET/.test(String(l.msg)));
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]!.msg).toMatch(/open mode/);
-      expect(closed.logs.some((l) => /open mode/.test(String(l.msg)))).toBe(false);
-    } finally {
-      for (const n of [open, closed]) n.proc.kill('SIGTERM');
-      await Promise.all([open.exited, closed.exited]);
-    }
+    const noBroker = { RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1' };
+    const open = await scope.spawnNode(noBroker, 'open.db');
+    const closed = await scope.spawnNode({ ...noBroker, AUTH_SECRET: SECRET }, 'closed.db');
+    const warnings = open.logs.filter((l) => l.level === 40 && /AUTH_SECRET/.test(String(l.msg)));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toMatch(/open mode/);
+    expect(closed.logs.some((l) => /open mode/.test(String(l.msg)))).toBe(false);
   });
 });

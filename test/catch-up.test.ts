@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteStream, post, readAll, startTestNode, storedCount, tempDir, uniqueStream, WsClient, type StoredMessage, type TestNode } from './support/harness.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { post, readAll, storedCount, testScope, WsClient, type StoredMessage, type TestNode } from './support/harness.ts';
 
-const stream = uniqueStream('catchup');
-const dir = tempDir();
+const scope = testScope('catchup');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/c.db` });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+  node = await scope.startNode({}, 'c.db');
 });
 
 /** Posts `count` messages with `concurrency` requests in flight; returns the accepted ids in order of acceptance. */

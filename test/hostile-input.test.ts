@@ -1,19 +1,13 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deleteStream, eventually, post, readAll, readyz, startTestNode, tempDir, uniqueStream, WsClient, type TestNode } from './support/harness.ts';
+import { eventually, post, readAll, readyz, testScope, WsClient, type TestNode } from './support/harness.ts';
 
-const stream = uniqueStream('hostile');
-const dir = tempDir();
+const scope = testScope('hostile');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/h.db` });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+  node = await scope.startNode({}, 'h.db');
 });
 
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;

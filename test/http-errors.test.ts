@@ -1,19 +1,13 @@
 import { request as httpRequest } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './support/rabbit-node.ts';
-import { deleteStream, post, readAll, startTestNode, storedCount, tempDir, uniqueStream, type TestNode } from './support/harness.ts';
+import { post, readAll, storedCount, testScope, type TestNode } from './support/harness.ts';
 
-const stream = uniqueStream('errors');
-const dir = tempDir();
+const scope = testScope('errors');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/a.db`, MAX_MESSAGE_BYTES: '100' });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+  node = await scope.startNode({ MAX_MESSAGE_BYTES: '100' }, 'a.db');
 });
 
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; fields?: { field: string }[] } }).error;
@@ -127,12 +121,7 @@ describe('routing errors', () => {
 describe('broker down', () => {
   it('POST answers 503 broker_unavailable with Retry-After within seconds, and /readyz says why', async () => {
     const deadPort = await freePort();
-    const d = tempDir();
-    const down = await startTestNode({
-      STREAM_NAME: uniqueStream('down'),
-      DATABASE_PATH: `${d.path}/down.db`,
-      RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${deadPort}`,
-    });
+    const down = await scope.startNode({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${deadPort}` }, 'down.db');
     try {
       const started = Date.now();
       const res = await post(down.base, valid);
@@ -148,7 +137,6 @@ describe('broker down', () => {
       expect((await fetch(`${down.base}/healthz`)).status).toBe(200);
     } finally {
       await down.stop();
-      d.remove();
     }
   });
 });

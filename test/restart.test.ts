@@ -1,14 +1,8 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { deleteStream, post, readAll, spawnNode, storedCount, tempDir, uniqueStream } from './support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { post, readAll, spawnNode, storedCount, testScope } from './support/harness.ts';
 
-const stream = uniqueStream('restart');
-const dir = tempDir();
-const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/chat.db` };
-
-afterAll(async () => {
-  await deleteStream(stream);
-  dir.remove();
-});
+const { stream, dir } = testScope('restart');
+const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` };
 
 const postRange = async (base: string, from: number, to: number) => {
   for (let i = from; i < to; i += 20) {
@@ -27,7 +21,7 @@ describe('restarting a node', () => {
     expect((await node.exited).code).toBe(0);
 
     // Messages posted while this node is down (through another node) must be caught up.
-    const other = await spawnNode({ ...env, DATABASE_PATH: `${dir.path}/other.db` });
+    const other = await spawnNode({ ...env, DATABASE_PATH: `${dir}/other.db` });
     await postRange(other.base, 100, 200);
 
     node = await spawnNode(env);

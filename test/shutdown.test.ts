@@ -1,19 +1,13 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/store/db.ts';
 import { MessageStore } from '../src/store/messages.ts';
-import { deleteStream, post, spawnNode, tempDir, uniqueStream, WsClient } from './support/harness.ts';
+import { post, spawnNode, testScope, WsClient } from './support/harness.ts';
 
-const stream = uniqueStream('shutdown');
-const dir = tempDir();
-
-afterAll(async () => {
-  await deleteStream(stream);
-  dir.remove();
-});
+const { stream, dir } = testScope('shutdown');
 
 describe('graceful shutdown', () => {
   it('on SIGTERM under load: closes sockets with 1001, exits 0 within seconds, and keeps every 202', async () => {
-    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/chat.db` });
+    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
     const ws = await WsClient.connect(node.ws);
     ws.send({ type: 'subscribe', room: 'r' });
     await ws.next((f) => f.type === 'subscribed');
@@ -43,7 +37,7 @@ describe('graceful shutdown', () => {
     expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true);
 
     // Everything answered 202 is in the stream: a restarted node stores all of it.
-    const again = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/chat.db` });
+    const again = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
     const ids = new Set<string>();
     await new Promise<void>((resolve, reject) => {
       const poll = async () => {
@@ -58,7 +52,7 @@ describe('graceful shutdown', () => {
     again.proc.kill('SIGTERM');
     await again.exited;
     // and the file was closed cleanly: it opens with the same position
-    const store = new MessageStore(openDb(`${dir.path}/chat.db`), stream);
+    const store = new MessageStore(openDb(`${dir}/chat.db`), stream);
     expect(store.lastOffset()).toBeGreaterThanOrEqual(accepted.length - 1);
   }, 60_000);
 });

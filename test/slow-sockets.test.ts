@@ -1,24 +1,16 @@
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deleteStream, eventually, post, startTestNode, tempDir, uniqueStream, WsClient, type TestNode } from './support/harness.ts';
+import { eventually, post, testScope, WsClient, type TestNode } from './support/harness.ts';
 
-const stream = uniqueStream('slow');
-const dir = tempDir();
+const scope = testScope('slow');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({
-    STREAM_NAME: stream,
-    DATABASE_PATH: `${dir.path}/slow.db`,
+  node = await scope.startNode({
     WS_MAX_BUFFERED_BYTES: String(256 * 1024),
-    WS_PING_INTERVAL_MS: '1000',
-  });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+    WS_PING_INTERVAL_MS: '1000'
+  }, 'slow.db');
 });
 
 const socketCount = async () => ((await (await fetch(`${node.base}/readyz`)).json()) as { checks: { sockets: number } }).checks.sockets;

@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deleteStream, post, startTestNode, storedCount, tempDir, uniqueStream, WsClient, type TestNode } from './support/harness.ts';
+import { post, storedCount, testScope, WsClient, type TestNode } from './support/harness.ts';
 
-const stream = uniqueStream('ws');
-const dir = tempDir();
+const scope = testScope('ws');
 let node: TestNode;
 
 beforeAll(async () => {
-  node = await startTestNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/ws.db` });
-});
-afterAll(async () => {
-  await node?.stop();
-  await deleteStream(stream);
-  dir.remove();
+  node = await scope.startNode({}, 'ws.db');
 });
 
 const send = async (room: string, body: string, id?: string) => {

@@ -1,20 +1,14 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { deleteStream, post, readyz, spawnNode, stopNode, tempDir, uniqueStream, waitReady } from '../support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { post, readyz, spawnNode, stopNode, testScope, waitReady } from '../support/harness.ts';
 import { freePort } from '../support/rabbit-node.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
-const stream = uniqueStream('nobroker');
-const dir = tempDir();
-
-afterAll(async () => {
-  await deleteStream(stream);
-  dir.remove();
-});
+const { stream, dir } = testScope('nobroker');
 
 describe('starting while the broker is unreachable', () => {
   it('keeps retrying with a clear log line and /readyz 503, then comes up by itself', async () => {
     const port = await freePort();
-    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/n.db`, RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}` });
+    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/n.db`, RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}` });
     await node.waitForLog((l) => l.msg === 'broker unreachable; retrying');
     const r = await readyz(node.base);
     expect(r.status).toBe(503);

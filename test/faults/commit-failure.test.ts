@@ -1,18 +1,12 @@
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
-import { deleteStream, eventually, post, readAll, readyz, spawnNode, stopNode, tempDir, uniqueStream, WsClient } from '../support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, post, readAll, readyz, spawnNode, stopNode, testScope, WsClient } from '../support/harness.ts';
 
-const stream = uniqueStream('commitfail');
-const dir = tempDir();
-
-afterAll(async () => {
-  await deleteStream(stream);
-  dir.remove();
-});
+const { stream, dir } = testScope('commitfail');
 
 describe('SQLite commits fail', () => {
   it('acks and pushes nothing past the failure, says so in /readyz, retries with backoff, and resumes losing nothing', async () => {
-    const path = `${dir.path}/chat.db`;
+    const path = `${dir}/chat.db`;
     const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: path });
     const ws = await WsClient.connect(node.ws);
     ws.send({ type: 'subscribe', room: 'r' });

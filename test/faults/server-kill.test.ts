@@ -1,19 +1,13 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { deleteStream, eventually, expectStoredOnce, readAll, spawnNode, steadyLoad, stopNode, tempDir, uniqueStream } from '../support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, expectStoredOnce, readAll, spawnNode, steadyLoad, stopNode, testScope } from '../support/harness.ts';
 
-const stream = uniqueStream('sigkill');
-const dir = tempDir();
-
-afterAll(async () => {
-  await deleteStream(stream);
-  dir.remove();
-});
+const { stream, dir } = testScope('sigkill');
 
 describe('the server killed with SIGKILL mid-load, then restarted', () => {
   it('keeps every 202 exactly once, and after-paging has no hole', async () => {
-    const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/victim.db` };
+    const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir}/victim.db` };
     let victim = await spawnNode(env);
-    const witness = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir.path}/witness.db` });
+    const witness = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/witness.db` });
 
     const load = steadyLoad([victim.base], 'kill', 5);
     await eventually(() => (load.result.accepted.length >= 300 ? true : undefined));

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import WebSocket from 'ws';
 import { loadConfig, type Config } from '../../src/config.ts';
+import type { Message } from '../../src/domain/message.ts';
 import { createLogger } from '../../src/log.ts';
 import { startNode, type RunningNode } from '../../src/node.ts';
 
@@ -38,6 +39,39 @@ export function tempDir(): { path: string; remove(): void } {
 
 /** Loopback only, and a rate limit far above what any test posts unless a test sets its own. */
 const TEST_DEFAULTS = { HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '1000000' };
+
+/**
+ * What one test file runs on: its own stream and temp folder, and every node it starts through
+ * here; all stopped and removed after the file, whatever happened.
+ */
+export function testScope(tag: string) {
+  const stream = uniqueStream(tag);
+  const dir = tempDir();
+  const started: { stop(): Promise<void> }[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((n) => n.stop()));
+    await deleteStream(stream);
+    dir.remove();
+  });
+  const env = (db = 'chat.db') => ({ STREAM_NAME: stream, DATABASE_PATH: join(dir.path, db) });
+  return {
+    stream,
+    dir: dir.path,
+    env,
+    /** A node in this process on the scope's stream, with its own SQLite file `db`. */
+    async startNode(extra: Record<string, string> = {}, db?: string): Promise<TestNode> {
+      const node = await startTestNode({ ...env(db), ...extra });
+      started.push(node);
+      return node;
+    },
+    /** A node in its own process (as `npm start`), stopped after the file if the test did not. */
+    async spawnNode(extra: Record<string, string> = {}, db?: string): Promise<SpawnedNode> {
+      const node = await spawnNode({ ...env(db), ...extra });
+      started.push({ stop: () => stopNode(node) });
+      return node;
+    },
+  };
+}
 
 export interface TestNode {
   base: string;
@@ -141,14 +175,7 @@ export async function post(base: string, body: unknown, headers: Record<string, 
   });
 }
 
-export interface StoredMessage {
-  id: string;
-  room: string;
-  sender: string;
-  body: string;
-  createdAt: string;
-  seq: number;
-}
+export type StoredMessage = Message;
 
 /** Pages `GET /messages/since` with after=next until hasMore is false. */
 export async function readAll(base: string, opts: { room?: string; after?: number; limit?: number } = {}): Promise<StoredMessage[]> {
