@@ -106,13 +106,11 @@ export class StreamConsumer<T> {
   private async supervise(): Promise<void> {
     let attempt = 0;
     while (!this.stopping) {
-      const sub = new Subscription(this.o, (ok) => {
-        if (ok) {
-          this.attachedOn = this.connections;
-          attempt = 0;
-          this.lastError = undefined;
-          if (!this.stopping) this.state = 'consuming';
-        }
+      const sub = new Subscription(this.o, () => {
+        this.attachedOn = this.connections;
+        attempt = 0;
+        this.lastError = undefined;
+        if (!this.stopping) this.state = 'consuming';
       });
       this.current = sub;
       try {
@@ -141,7 +139,7 @@ export class StreamConsumer<T> {
 /** One subscription on one channel; it ends (its `run` settles) when anything goes wrong. */
 class Subscription<T> {
   private readonly o: StreamConsumerOptions<T>;
-  private readonly onHealthy: (ok: boolean) => void;
+  private readonly onAttached: () => void;
   private ch: Channel | undefined;
   private active = true;
   private buffer: AsyncMessage[] = [];
@@ -155,9 +153,9 @@ class Subscription<T> {
     this.abort = () => reject(new Error('subscription closed'));
   });
 
-  constructor(o: StreamConsumerOptions<T>, onHealthy: (ok: boolean) => void) {
+  constructor(o: StreamConsumerOptions<T>, onAttached: () => void) {
     this.o = o;
-    this.onHealthy = onHealthy;
+    this.onAttached = onAttached;
   }
 
   async run(): Promise<void> {
@@ -171,10 +169,6 @@ class Subscription<T> {
       throw err;
     });
     this.ch = ch;
-    // A cheap write proves the database takes commits before anything is read (after a failed
-    // commit this is what keeps the node unready until the fault clears).
-    this.o.persist([]);
-    if (this.o.startOffset() > 0) this.o.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
     const ended = new Promise<void>((resolve, reject) => {
       this.fail = reject;
       ch.once('close', () => (this.active ? reject(new Error('channel closed')) : resolve()));
@@ -182,6 +176,10 @@ class Subscription<T> {
     });
     ended.catch(() => {}); // observed below; avoid an unhandled rejection while setting up
     try {
+      // A cheap write proves the database takes commits before anything is read (after a failed
+      // commit this is what keeps the node unready until the fault clears).
+      this.o.persist([]);
+      if (this.o.startOffset() > 0) this.o.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
       await ch.basicQos({ prefetchCount: prefetch });
       this.expected = this.o.startOffset();
       // Start one record early: the last stored one comes back first and must be the same record.
@@ -193,7 +191,7 @@ class Subscription<T> {
         (msg) => this.onMessage(msg),
       );
       this.o.log.info({ stream: stream.name, offset: this.expected }, 'consuming stream');
-      this.onHealthy(true);
+      this.onAttached();
       await ended;
     } finally {
       this.active = false;
