@@ -44,13 +44,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     stream: { name: config.streamName, maxAge: config.streamMaxAge },
     prefetch: config.consumerPrefetch,
     log,
-    startOffset: () => replica.startOffset(),
-    persist: (batch) => replica.persist(batch),
-    deliver: (stored) => replica.deliver(stored),
-    checkFirst: (first) => replica.checkFirst(first),
-    onRewind: (requested, got) => replica.onRewind(requested, got),
-    onGap: (from, to) => replica.onGap(from, to),
-    checkAnchor: (anchor) => replica.checkAnchor(anchor),
+    handler: replica,
   });
   consumer.start();
   const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs, () => consumer.attached());

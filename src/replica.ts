@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Delivery } from './broker/consumer.ts';
+import type { Delivery, LogHandler } from './broker/consumer.ts';
 import { decodeLogRecord, type Message } from './domain/message.ts';
 import type { Hub } from './hub/hub.ts';
 import type { Logger } from './log.ts';
@@ -13,7 +13,7 @@ export const CLOSE_LOG_RESET = 4409;
  * and watches the log's continuity (re-created stream, offsets lost to retention, records that
  * are not messages). Knows the store and the hub; the consumer knows neither.
  */
-export class Replica {
+export class Replica implements LogHandler<Message[]> {
   private readonly store: MessageStore;
   private readonly hub: Hub;
   private readonly log: Logger;

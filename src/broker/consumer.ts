@@ -8,12 +8,11 @@ export interface Delivery {
   body: Buffer;
 }
 
-export interface StreamConsumerOptions<T> {
-  connection: Connection;
-  stream: StreamSpec;
-  /** Unacked deliveries the broker may have in flight to this node (basic.qos). */
-  prefetch: number;
-  log: Logger;
+/**
+ * What the consumer hands the log to. It knows nothing of storage; the owner (the node's
+ * Replica) decides what a batch means and how the log's continuity is checked.
+ */
+export interface LogHandler<T> {
   /** The offset to (re)start from: the one after the last stored. Read at every (re)subscribe. */
   startOffset(): number;
   /** Commits a batch (synchronously, one transaction). Throwing means nothing was stored. */
@@ -27,17 +26,26 @@ export interface StreamConsumerOptions<T> {
    */
   checkFirst(first: Delivery | undefined): void;
   /**
+   * The record at the last stored offset (startOffset() - 1), which every subscribe reads again:
+   * false when it is not the one stored (the stream was re-created; the owner has reset).
+   */
+  checkAnchor(anchor: Delivery): boolean;
+  /**
    * The stream delivered an offset below the one asked for: it is shorter than the stored
    * position, so it was re-created. The owner resets its position; the consumer resubscribes.
    */
   onRewind(requested: number, got: number): void;
   /** The stream no longer held offsets from..to (retention removed them before this node read them). */
   onGap(from: number, to: number): void;
-  /**
-   * The record at the last stored offset (startOffset() - 1), which every subscribe reads again:
-   * false when it is not the one stored (the stream was re-created; the owner has reset).
-   */
-  checkAnchor(anchor: Delivery): boolean;
+}
+
+export interface StreamConsumerOptions<T> {
+  connection: Connection;
+  stream: StreamSpec;
+  /** Unacked deliveries the broker may have in flight to this node (basic.qos); also the largest batch. */
+  prefetch: number;
+  log: Logger;
+  handler: LogHandler<T>;
 }
 
 /** How long to wait for the first record of the stream when checking which log it is. */
@@ -178,10 +186,10 @@ class Subscription<T> {
     try {
       // A cheap write proves the database takes commits before anything is read (after a failed
       // commit this is what keeps the node unready until the fault clears).
-      this.o.persist([]);
-      if (this.o.startOffset() > 0) this.o.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
+      this.o.handler.persist([]);
+      if (this.o.handler.startOffset() > 0) this.o.handler.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
       await ch.basicQos({ prefetchCount: prefetch });
-      this.expected = this.o.startOffset();
+      this.expected = this.o.handler.startOffset();
       // Start one record early: the last stored one comes back first and must be the same record.
       // (A stream re-created shorter than our position would otherwise make the broker wait,
       // silently, until the new log reaches it.)
@@ -234,7 +242,7 @@ class Subscription<T> {
       const anchor = this.anchor;
       this.anchor = -1;
       if (batch[0]!.offset === anchor) {
-        if (!this.o.checkAnchor(batch[0]!)) {
+        if (!this.o.handler.checkAnchor(batch[0]!)) {
           this.active = false;
           this.fail?.(new Error(`the record at offset ${anchor} changed: the stream was re-created`));
           return;
@@ -248,16 +256,16 @@ class Subscription<T> {
     }
     const first = batch[0]!.offset;
     if (first < this.expected) {
-      this.o.onRewind(this.expected, first);
+      this.o.handler.onRewind(this.expected, first);
       this.active = false;
       this.fail?.(new Error(`stream rewound from offset ${this.expected} to ${first}: re-created`));
       return;
     }
-    if (first > this.expected) this.o.onGap(this.expected, first - 1);
+    if (first > this.expected) this.o.handler.onGap(this.expected, first - 1);
     this.expected = batch[batch.length - 1]!.offset + 1;
     let result: T;
     try {
-      result = this.o.persist(batch);
+      result = this.o.handler.persist(batch);
     } catch (err) {
       this.o.log.error({ err }, 'commit failed; nothing acked, will re-read from the stored offset');
       this.active = false;
@@ -265,7 +273,7 @@ class Subscription<T> {
       return;
     }
     this.ch!.basicAck({ deliveryTag: lastTag, multiple: true });
-    this.o.deliver(result);
+    this.o.handler.deliver(result);
   }
 }
 
