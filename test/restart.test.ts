@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { post, readAll, spawnNode, storedCount, testScope } from './support/harness.ts';
+import { post, readAll, storedCount, testScope } from './support/harness.ts';
 
-const { stream, dir } = testScope('restart');
+const scope = testScope('restart');
+const { stream, dir } = scope;
 const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` };
 
 const postRange = async (base: string, from: number, to: number) => {
@@ -14,17 +15,17 @@ const postRange = async (base: string, from: number, to: number) => {
 
 describe('restarting a node', () => {
   it('resumes from its stored offset, after SIGTERM or SIGKILL, with no duplicate and no hole', async () => {
-    let node = await spawnNode(env);
+    let node = await scope.spawnNode(env);
     await postRange(node.base, 0, 100);
     await storedCount(node.base, 100);
     node.proc.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
 
     // Messages posted while this node is down (through another node) must be caught up.
-    const other = await spawnNode({ ...env, DATABASE_PATH: `${dir}/other.db` });
+    const other = await scope.spawnNode({ ...env, DATABASE_PATH: `${dir}/other.db` });
     await postRange(other.base, 100, 200);
 
-    node = await spawnNode(env);
+    node = await scope.spawnNode(env);
     const resumed = await node.waitForLog((l) => l.msg === 'consuming stream');
     expect(resumed.offset).toBe(101); // after the epoch record and 100 messages, not 0
     await storedCount(node.base, 200);
@@ -35,7 +36,7 @@ describe('restarting a node', () => {
     node.proc.kill('SIGKILL');
     await node.exited;
     await load;
-    node = await spawnNode(env);
+    node = await scope.spawnNode(env);
     const all = await storedCount(node.base, 400);
     expect(all.map((m) => m.id).sort()).toEqual(Array.from({ length: 400 }, (_, i) => `m-${i}`).sort());
     expect(all).toEqual(await readAll(other.base));

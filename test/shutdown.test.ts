@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/store/db.ts';
 import { MessageStore } from '../src/store/messages.ts';
-import { post, spawnNode, testScope, WsClient } from './support/harness.ts';
+import { post, testScope, WsClient } from './support/harness.ts';
 
-const { stream, dir } = testScope('shutdown');
+const scope = testScope('shutdown');
+const { stream, dir } = scope;
 
 describe('graceful shutdown', () => {
   it('on SIGTERM under load: closes sockets with 1001, exits 0 within seconds, and keeps every 202', async () => {
-    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
+    const node = await scope.spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
     const ws = await WsClient.connect(node.ws);
     ws.send({ type: 'subscribe', room: 'r' });
     await ws.next((f) => f.type === 'subscribed');
@@ -37,7 +38,7 @@ describe('graceful shutdown', () => {
     expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true);
 
     // Everything answered 202 is in the stream: a restarted node stores all of it.
-    const again = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
+    const again = await scope.spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` });
     const ids = new Set<string>();
     await new Promise<void>((resolve, reject) => {
       const poll = async () => {

@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { post, readyz, spawnNode, stopNode, testScope, waitReady } from '../support/harness.ts';
+import { post, readyz, stopNode, testScope, waitReady } from '../support/harness.ts';
 import { freePort } from '../support/rabbit-node.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
-const { stream, dir } = testScope('nobroker');
+const scope = testScope('nobroker');
+const { stream, dir } = scope;
 
 describe('starting while the broker is unreachable', () => {
   it('keeps retrying with a clear log line and /readyz 503, then comes up by itself', async () => {
     const port = await freePort();
-    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/n.db`, RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}` });
+    const node = await scope.spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/n.db`, RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}` });
     await node.waitForLog((l) => l.msg === 'broker unreachable; retrying');
     const r = await readyz(node.base);
     expect(r.status).toBe(503);

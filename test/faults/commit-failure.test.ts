@@ -1,13 +1,14 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { eventually, post, readAll, readyz, spawnNode, stopNode, testScope, WsClient } from '../support/harness.ts';
+import { eventually, post, readAll, readyz, stopNode, testScope, WsClient } from '../support/harness.ts';
 
-const { stream, dir } = testScope('commitfail');
+const scope = testScope('commitfail');
+const { stream, dir } = scope;
 
 describe('SQLite commits fail', () => {
   it('acks and pushes nothing past the failure, says so in /readyz, retries with backoff, and resumes losing nothing', async () => {
     const path = `${dir}/chat.db`;
-    const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: path });
+    const node = await scope.spawnNode({ STREAM_NAME: stream, DATABASE_PATH: path });
     const ws = await WsClient.connect(node.ws);
     ws.send({ type: 'subscribe', room: 'r' });
     await ws.next((f) => f.type === 'subscribed');

@@ -3,11 +3,18 @@ import { Connection } from 'rabbitmq-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.ts';
 import { MessageStore } from '../../src/store/messages.ts';
-import { deleteStream, eventually, post, rabbitUrl, readAll, readyz, spawnNode, stopNode, storedCount, tempDir, uniqueStream, WsClient } from '../support/harness.ts';
+import { deleteStream, eventually, post, rabbitUrl, readAll, readyz, spawnNode as spawnTestNode, stopNode, storedCount, tempDir, uniqueStream, WsClient, type SpawnedNode } from '../support/harness.ts';
 
 let conn: Connection;
 const dir = tempDir();
 const streams: string[] = [];
+const started: SpawnedNode[] = [];
+/** Every node this file starts is stopped after it, even when a test fails half-way. */
+const spawnNode = async (env: Record<string, string>) => {
+  const node = await spawnTestNode(env);
+  started.push(node);
+  return node;
+};
 const newStream = (tag: string) => {
   const s = uniqueStream(tag);
   streams.push(s);
@@ -20,6 +27,7 @@ beforeAll(async () => {
   await conn.onConnect(5000);
 });
 afterAll(async () => {
+  await Promise.all(started.map((n) => stopNode(n)));
   await conn.close();
   for (const s of streams) await deleteStream(s);
   dir.remove();

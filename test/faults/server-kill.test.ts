@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { eventually, expectStoredOnce, readAll, spawnNode, steadyLoad, stopNode, testScope } from '../support/harness.ts';
+import { eventually, expectStoredOnce, readAll, steadyLoad, stopNode, testScope } from '../support/harness.ts';
 
-const { stream, dir } = testScope('sigkill');
+const scope = testScope('sigkill');
+const { stream, dir } = scope;
 
 describe('the server killed with SIGKILL mid-load, then restarted', () => {
   it('keeps every 202 exactly once, and after-paging has no hole', async () => {
     const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir}/victim.db` };
-    let victim = await spawnNode(env);
-    const witness = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/witness.db` });
+    let victim = await scope.spawnNode(env);
+    const witness = await scope.spawnNode({ STREAM_NAME: stream, DATABASE_PATH: `${dir}/witness.db` });
 
     const load = steadyLoad([victim.base], 'kill', 5);
     await eventually(() => (load.result.accepted.length >= 300 ? true : undefined));
@@ -15,7 +16,7 @@ describe('the server killed with SIGKILL mid-load, then restarted', () => {
     const { accepted, other } = await load.stop();
     expect(other).toEqual([]);
 
-    victim = await spawnNode(env);
+    victim = await scope.spawnNode(env);
     const afterRestart = await expectStoredOnce(victim.base, accepted);
     const reference = await expectStoredOnce(witness.base, accepted);
     // The restarted node holds exactly the log, in order: same seqs as a node that never stopped.
