@@ -25,7 +25,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   MAX_MESSAGE_BYTES: int(1, 1024 * 1024).default(4096),
   AUTH_SECRET: z.string().min(1).optional(),
-  RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(600),
+  RATE_LIMIT_PER_MINUTE: int(1, 1_000_000_000).default(600),
   // Operational knobs beyond the contract; defaults suit a small deployment.
   PUBLISH_TIMEOUT_MS: int(100, 60_000).default(5000),
   RABBITMQ_HEARTBEAT_SECONDS: int(1, 600).default(10),
