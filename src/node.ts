@@ -37,20 +37,20 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     epoch: () => store.epoch(),
   });
 
-  const conn = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
+  const broker = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
   const replica = new Replica(store, hub, log, config.databasePath);
   const consumer = new StreamConsumer({
-    connection: conn,
+    broker,
     stream: { name: config.streamName, maxAge: config.streamMaxAge },
     prefetch: config.consumerPrefetch,
     log,
     handler: replica,
   });
   consumer.start();
-  const publisher = createPublisher(conn, config.streamName, config.publishTimeoutMs, () => consumer.attached());
+  const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached());
 
   // The app is built below; requests only arrive after listen().
-  const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server;
+  const server = createAdaptorServer({ fetch: (req, env) => app.fetch(req, env) }) as Server;
   const limiter = new RateLimiter(config.rateLimitPerMinute);
   const accept = createAcceptor({ publish: publisher.publish, limiter, maxMessageBytes: config.maxMessageBytes });
   const secret = config.authSecret;
@@ -81,7 +81,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       const consumerStatus = consumer.status();
       const checks = {
         database: db.$client.open ? 'open' : 'closed',
-        broker: conn.ready ? 'connected' : 'disconnected',
+        broker: broker.ready() ? 'connected' : 'disconnected',
         consumer: consumerStatus,
         ...replica.status(),
         sockets: sockets.connections,
@@ -113,7 +113,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       clearTimeout(forced);
       await consumer.stop();
       await publisher.close().catch(() => {});
-      await conn.close().catch(() => {});
+      await broker.conn.close().catch(() => {});
       db.$client.close();
       log.info('stopped');
     })());

@@ -1,5 +1,6 @@
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import type { Logger } from '../log.ts';
+import type { Broker } from './connection.ts';
 import { ensureStream, type StreamSpec } from './stream.ts';
 
 /** One record as the stream delivered it. */
@@ -40,7 +41,7 @@ export interface LogHandler<T> {
 }
 
 export interface StreamConsumerOptions<T> {
-  connection: Connection;
+  broker: Broker;
   stream: StreamSpec;
   /** Unacked deliveries the broker may have in flight to this node (basic.qos); also the largest batch. */
   prefetch: number;
@@ -77,7 +78,7 @@ export class StreamConsumer<T> {
 
   constructor(options: StreamConsumerOptions<T>) {
     this.o = options;
-    options.connection.on('connection', () => this.connections++);
+    options.broker.conn.on('connection', () => this.connections++);
   }
 
   /**
@@ -86,7 +87,7 @@ export class StreamConsumer<T> {
    * is not up yet and then drop the message, so publishing waits for this.
    */
   attached(): boolean {
-    return this.o.connection.ready && this.attachedOn === this.connections;
+    return this.o.broker.ready() && this.attachedOn === this.connections;
   }
 
   start(): void {
@@ -98,7 +99,7 @@ export class StreamConsumer<T> {
   }
 
   ready(): boolean {
-    return this.state === 'consuming' && this.o.connection.ready;
+    return this.state === 'consuming' && this.o.broker.ready();
   }
 
   /** Finishes the batch in flight, then closes the subscription. */
@@ -126,7 +127,7 @@ export class StreamConsumer<T> {
       } catch (err) {
         if (this.stopping) break;
         this.lastError = (err as Error)?.message ?? String(err);
-        const msg = this.o.connection.ready ? 'stream consumer stopped; resubscribing from the stored offset' : 'broker unreachable; retrying';
+        const msg = this.o.broker.ready() ? 'stream consumer stopped; resubscribing from the stored offset' : 'broker unreachable; retrying';
         this.o.log.warn({ err: this.lastError, attempt: attempt + 1 }, msg);
       }
       this.current = undefined;
@@ -167,7 +168,8 @@ class Subscription<T> {
   }
 
   async run(): Promise<void> {
-    const { connection, stream, prefetch } = this.o;
+    const { broker, stream, prefetch } = this.o;
+    const connection = broker.conn;
     this.aborted.catch(() => {});
     // While the broker is down these wait for it; a stop must not wait with them.
     await Promise.race([ensureStream(connection, stream), this.aborted]);

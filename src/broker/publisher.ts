@@ -1,4 +1,4 @@
-import type { Connection } from 'rabbitmq-client';
+import type { Broker } from './connection.ts';
 import { AppError } from '../errors.ts';
 
 export type Publish = (record: Buffer) => Promise<void>;
@@ -18,7 +18,8 @@ const unavailable = (why: string) => new AppError('broker_unavailable', undefine
  * `mandatory` matters: without it a message published while the stream does not exist is
  * dropped by the broker and still confirmed.
  */
-export function createPublisher(conn: Connection, stream: string, timeoutMs: number, streamReady: () => boolean): PublisherHandle {
+export function createPublisher(broker: Broker, stream: string, timeoutMs: number, streamReady: () => boolean): PublisherHandle {
+  const conn = broker.conn;
   const returned = new Set<string>();
   let counter = 0;
   const pub = conn.createPublisher({ confirm: true, maxAttempts: 1 });
@@ -27,12 +28,13 @@ export function createPublisher(conn: Connection, stream: string, timeoutMs: num
   });
 
   const publish: Publish = async (record) => {
-    if (!conn.ready) throw unavailable('not connected');
+    if (!broker.ready()) throw unavailable('not connected');
     // See StreamConsumer.attached(): right after a broker restart RabbitMQ 3.10 can confirm a
     // message for a stream whose writer is not up yet, and drop it.
     if (!streamReady()) throw unavailable('stream not attached yet');
     const tag = `p${++counter}`;
     let timer: NodeJS.Timeout | undefined;
+    broker.corkForThisTurn();
     const sent = pub.send({ routingKey: stream, durable: true, mandatory: true, messageId: tag }, record);
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(unavailable('publish timed out')), timeoutMs);

@@ -15,6 +15,9 @@ export interface Peer {
   /** Sends one text frame; `onFlushed` runs once it has been handed to the OS. */
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void;
   close(code: number, reason: string): void;
+  /** Holds writes back until uncork(), so that a batch's frames leave in one system call. */
+  cork(): void;
+  uncork(): void;
   readonly open: boolean;
 }
 
@@ -110,8 +113,13 @@ export class Hub {
     }
   }
 
-  /** Pushes newly committed messages (ascending seq) to live subscribers; each frame is serialised once. */
+  /**
+   * Pushes newly committed messages (ascending seq) to live subscribers. Each frame is serialised
+   * once for all its sockets, and each socket is corked for the batch: one write per socket per
+   * batch instead of one per frame.
+   */
   publish(messages: readonly Message[]): void {
+    const touched = new Set<Peer>();
     for (const m of messages) {
       const set = this.rooms.get(m.room);
       if (!set) continue;
@@ -120,9 +128,14 @@ export class Hub {
         if (!sub.live || m.seq <= sub.cursor || !sub.peer.open) continue;
         frame ??= Buffer.from(messageFrame(m));
         sub.cursor = m.seq;
+        if (!touched.has(sub.peer)) {
+          touched.add(sub.peer);
+          sub.peer.cork();
+        }
         sub.peer.send(frame);
       }
     }
+    for (const peer of touched) peer.uncork();
   }
 
   get stats(): { rooms: number; peers: number } {

@@ -105,6 +105,15 @@ export class SocketPeer implements Peer {
     this.ws.ping();
   }
 
+  // ws has no public cork; its socket is the one place to batch writes.
+  cork(): void {
+    (this.ws as unknown as { _socket?: { cork(): void } })._socket?.cork();
+  }
+
+  uncork(): void {
+    (this.ws as unknown as { _socket?: { uncork(): void } })._socket?.uncork();
+  }
+
   onClosed(cb: () => void): void {
     if (this.ws.readyState === 3) cb();
     else this.ws.once('close', cb);

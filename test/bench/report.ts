@@ -1,0 +1,225 @@
+import type { BrokerCeilings } from './ceilings-broker.ts';
+import type { BareHttpCeiling } from './ceilings-bare.ts';
+import type { SqliteCeilings } from './ceilings-sqlite.ts';
+import type { FanOutResult } from './fanout-measure.ts';
+import type { IdleSocketsResult } from './idle-sockets.ts';
+import type { BenchOptions } from './options.ts';
+import type { PeerResult } from './peer-socketio.ts';
+import type { CatchUpResult } from './phase-catch-up.ts';
+import type { EndToEndResult } from './phase-end-to-end.ts';
+import type { LatencyResult } from './phase-latency.ts';
+import type { PhaseOutcome } from './scope.ts';
+
+export interface Phases {
+  serverStart?: PhaseOutcome<unknown>;
+  connect?: PhaseOutcome<unknown>;
+  endToEnd?: PhaseOutcome<EndToEndResult>;
+  latency?: PhaseOutcome<LatencyResult>;
+  catchUp?: PhaseOutcome<CatchUpResult>;
+  sockets?: PhaseOutcome<IdleSocketsResult>;
+  broker?: PhaseOutcome<BrokerCeilings>;
+  sqlite?: PhaseOutcome<SqliteCeilings>;
+  bareHttp?: PhaseOutcome<BareHttpCeiling>;
+  bareWs?: PhaseOutcome<FanOutResult>;
+  peer?: PhaseOutcome<PeerResult>;
+}
+
+export interface Results {
+  runId: string;
+  startedAt: string;
+  finishedAt?: string;
+  options: Omit<BenchOptions, 'only'> & { only: string[] };
+  machine: Record<string, unknown>;
+  server: Record<string, unknown>;
+  phases: Phases;
+  /** phase -> error, for every phase that failed */
+  errors: Record<string, string>;
+  derived?: Record<string, unknown>;
+  summary?: Summary;
+}
+
+type N = number | null;
+
+/** The final stdout line: exactly these keys. */
+export interface Summary {
+  acceptedPerSec: N;
+  persistedPerSec: N;
+  deliveredFramesPerSec: N;
+  lost: N;
+  duplicates: N;
+  p50Ms: N;
+  p99Ms: N;
+  replayHttpPerSec: N;
+  replayWsPerSec: N;
+  rssBytesPerSocket: N;
+  ceilings: {
+    brokerPublishPerSec: N;
+    brokerConsumePerSec: N;
+    sqliteInsertPerSec: N;
+    sqlitePageReadPerSec: N;
+    bareHttpPerSec: N;
+    bareWsFramesPerSec: N;
+  };
+  ratios: {
+    endToEndVsSlowestStage: N;
+    persistedVsSlowestStage: N;
+    deliveredVsBareWs: N;
+    deliveredVsPeer: N;
+    rssPerSocketVsPeer: N;
+  };
+  peer: { deliveredFramesPerSec: N; rssBytesPerSocket: N };
+}
+
+const ok = <T>(p: PhaseOutcome<T> | undefined): T | undefined => (p?.ok ? p.value : undefined);
+const num = (v: number | null | undefined): N => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const ratio = (a: N, b: N): N => (a !== null && b !== null && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
+/** Sum of the figures that exist (a failed phase adds nothing); null when none does. */
+const sumN = (...xs: (number | undefined)[]): N => (xs.every((x) => x === undefined) ? null : xs.reduce<number>((s, x) => s + (x ?? 0), 0));
+
+/** Builds the summary line and the derived facts (which stage is slowest, in messages per second). */
+export function summarise(r: Results): { summary: Summary; derived: Record<string, unknown> } {
+  const e2e = ok(r.phases.endToEnd);
+  const lat = ok(r.phases.latency);
+  const cu = ok(r.phases.catchUp);
+  const socks = ok(r.phases.sockets);
+  const broker = ok(r.phases.broker);
+  const sqlite = ok(r.phases.sqlite);
+  const http = ok(r.phases.bareHttp);
+  const ws = ok(r.phases.bareWs);
+  const peer = ok(r.phases.peer);
+
+  const ceilings = {
+    brokerPublishPerSec: num(broker?.publish.perSec),
+    brokerConsumePerSec: num(broker?.consume.perSec),
+    sqliteInsertPerSec: num(sqlite?.insertPerSec),
+    sqlitePageReadPerSec: num(sqlite?.pageReadPerSec),
+    bareHttpPerSec: num(http?.perSec),
+    bareWsFramesPerSec: num(ws?.deliveredFramesPerSec),
+  };
+  // Every stage a message goes through, in messages per second; fan-out frames are divided by
+  // the subscribers per room.
+  const fanOut = ws && ws.rooms > 0 ? ws.sockets / ws.rooms : undefined;
+  const stages: Record<string, N> = {
+    http: ceilings.bareHttpPerSec,
+    brokerPublish: ceilings.brokerPublishPerSec,
+    brokerConsume: ceilings.brokerConsumePerSec,
+    sqliteInsert: ceilings.sqliteInsertPerSec,
+    wsFanOut: ceilings.bareWsFramesPerSec !== null && fanOut ? Math.round(ceilings.bareWsFramesPerSec / fanOut) : null,
+  };
+  const known = Object.entries(stages).filter((e): e is [string, number] => e[1] !== null);
+  const slowest = known.length === Object.keys(stages).length ? known.reduce((a, b) => (b[1] < a[1] ? b : a)) : undefined;
+
+  const summary: Summary = {
+    acceptedPerSec: num(e2e?.acceptedPerSec),
+    persistedPerSec: num(e2e?.persistedPerSec),
+    deliveredFramesPerSec: num(e2e?.deliveredFramesPerSec),
+    lost: sumN(e2e?.verify.lost, lat?.verify.lost, lat?.atHalfCapacity?.verify.lost),
+    duplicates: sumN(e2e?.verify.duplicates, lat?.verify.duplicates, lat?.atHalfCapacity?.verify.duplicates),
+    p50Ms: num(lat?.latencyMs.p50),
+    p99Ms: num(lat?.latencyMs.p99),
+    replayHttpPerSec: num(cu?.http.perSec),
+    replayWsPerSec: num(cu?.ws.perSec),
+    rssBytesPerSocket: num(socks?.rssBytesPerSocket),
+    ceilings,
+    ratios: {
+      endToEndVsSlowestStage: ratio(num(e2e?.acceptedPerSec), slowest ? slowest[1] : null),
+      persistedVsSlowestStage: ratio(num(e2e?.persistedPerSec), slowest ? slowest[1] : null),
+      deliveredVsBareWs: ratio(num(e2e?.deliveredFramesPerSec), ceilings.bareWsFramesPerSec),
+      deliveredVsPeer: ratio(num(e2e?.deliveredFramesPerSec), num(peer?.fanOut.deliveredFramesPerSec)),
+      rssPerSocketVsPeer: ratio(num(socks?.rssBytesPerSocket), num(peer?.idle.rssBytesPerSocket)),
+    },
+    peer: { deliveredFramesPerSec: num(peer?.fanOut.deliveredFramesPerSec), rssBytesPerSocket: num(peer?.idle.rssBytesPerSocket) },
+  };
+  return { summary, derived: { stageCeilingsMessagesPerSec: stages, slowestStage: slowest?.[0] ?? null, subscribersPerRoom: fanOut ?? null } };
+}
+
+const fmt = (v: unknown, unit = ''): string => {
+  if (v === null || v === undefined) return 'n/a';
+  if (typeof v === 'number') {
+    const s = Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 3 });
+    return unit ? `${s} ${unit}` : s;
+  }
+  return String(v);
+};
+const kib = (b: number | null | undefined) => (typeof b === 'number' ? `${(b / 1024).toFixed(1)} KiB` : 'n/a');
+const mib = (b: number | null | undefined) => (typeof b === 'number' ? `${(b / 1024 / 1024).toFixed(1)} MiB` : 'n/a');
+
+/** A readable table of the main figures (what failed says so). */
+export function renderTable(r: Results): string {
+  const s = r.summary!;
+  const e2e = ok(r.phases.endToEnd);
+  const lat = ok(r.phases.latency);
+  const cu = ok(r.phases.catchUp);
+  const socks = ok(r.phases.sockets);
+  const broker = ok(r.phases.broker);
+  const sqlite = ok(r.phases.sqlite);
+  const peer = ok(r.phases.peer);
+  const ws = ok(r.phases.bareWs);
+  const o = r.options;
+  const rows: [string, string, string][] = [];
+  const section = (name: string, phase: PhaseOutcome<unknown> | undefined) => {
+    const c = phase?.cpu;
+    // CPU in percent of one core over the phase: this run's processes, the broker, anything else on the machine.
+    const cpu = c ? `; cpu % of a core: bench ${Math.round(c.bench)}, broker ${Math.round(c.broker)}, other ${Math.round(c.foreign)}` : '';
+    rows.push([name, '', phase ? (phase.ok ? `(${(phase.ms / 1000).toFixed(1)} s${cpu})` : `FAILED: ${phase.error.slice(0, 160)}`) : 'skipped']);
+  };
+  const row = (label: string, value: string, note = '') => rows.push([`  ${label}`, value, note]);
+
+  if (r.phases.serverStart && !r.phases.serverStart.ok) section('server start (phases 1-4 need it)', r.phases.serverStart);
+  if (r.phases.connect && !r.phases.connect.ok) section('connect sockets (phases 1-2 need them)', r.phases.connect);
+  section(`1 end to end (${o.sockets} sockets, ${o.rooms} rooms, ${o.seconds} s, ${o.concurrency} in flight)`, r.phases.endToEnd);
+  if (e2e) {
+    row('accepted (202)', fmt(s.acceptedPerSec, 'msg/s'), `${fmt(e2e.load.accepted)} accepted, statuses ${JSON.stringify(e2e.load.statuses)}`);
+    row('persisted', fmt(s.persistedPerSec, 'msg/s'), `${fmt(e2e.persisted)} stored, last ${fmt(e2e.persistLagMs)} ms after the load`);
+    row('delivered', fmt(s.deliveredFramesPerSec, 'frames/s'), `${fmt(e2e.framesDelivered)} of ${fmt(e2e.framesExpected)} frames`);
+    row('lost / duplicates', `${e2e.verify.lost} / ${e2e.verify.duplicates}`, `unexpected ${e2e.verify.unexpected}, missing from store ${e2e.missingFromStore}, out of order ${e2e.outOfOrder}`);
+    row('POST answer p50 / p99', `${fmt(e2e.load.answerMs.p50)} / ${fmt(e2e.load.answerMs.p99)} ms`);
+    row('send->receive p50 / p99 (saturated)', `${fmt(e2e.latencyUnderLoadMs.p50)} / ${fmt(e2e.latencyUnderLoadMs.p99)} ms`);
+    row('server peak RSS', mib(e2e.serverPeakRssBytes), `VmHWM ${mib(e2e.serverHwmBytes)}`);
+  }
+  section(`2 latency (open loop ${o.latencyRate} msg/s, ${o.latencySeconds} s)`, r.phases.latency);
+  if (lat) {
+    row('send->receive p50 / p95 / p99', `${fmt(lat.latencyMs.p50)} / ${fmt(lat.latencyMs.p95)} / ${fmt(lat.latencyMs.p99)} ms`, `max ${fmt(lat.latencyMs.max)} ms over ${fmt(lat.latencyMs.count)} frames`);
+    row('sent / accepted / skipped', `${fmt(lat.load.sent)} / ${fmt(lat.load.accepted)} / ${fmt(lat.load.skipped)}`, `lost ${lat.verify.lost}, duplicates ${lat.verify.duplicates}${lat.saturated ? '; the server did not keep up with this rate' : ''}`);
+    const h = lat.atHalfCapacity;
+    if (h) row(`at half of phase 1's rate (${h.rate} msg/s) p50 / p99`, `${fmt(h.latencyMs.p50)} / ${fmt(h.latencyMs.p99)} ms`, `${h.saturated ? 'did not keep up either; ' : ''}lost ${h.verify.lost}, duplicates ${h.verify.duplicates}`);
+  }
+  section(`3 catch-up (${o.stored} stored in one room)`, r.phases.catchUp);
+  if (cu) {
+    row('node ingest of a backlog', fmt(cu.ingestPerSec, 'msg/s'), `direct publish ${fmt(cu.fillPublishPerSec)} msg/s`);
+    row('GET /messages/since limit=1000', fmt(s.replayHttpPerSec, 'msg/s'), `${fmt(cu.http.messages)} messages, ${cu.http.pages} pages`);
+    row('WebSocket subscribe after=0', fmt(s.replayWsPerSec, 'msg/s'), `${fmt(cu.ws.messages)} messages`);
+  }
+  section(`4 idle sockets (${o.idle})`, r.phases.sockets);
+  if (socks) row('server RSS per socket', kib(socks.rssBytesPerSocket), `${mib(socks.rssBeforeBytes)} -> ${mib(socks.rssWithSocketsBytes)}`);
+  section('5a broker alone', r.phases.broker);
+  if (broker) {
+    row('publish with confirms', fmt(s.ceilings.brokerPublishPerSec, 'msg/s'), `${broker.concurrency} in flight, ${broker.recordBytes} B records`);
+    row('stream consume (prefetch ' + broker.prefetch + ')', fmt(s.ceilings.brokerConsumePerSec, 'msg/s'));
+  }
+  section('5b SQLite alone', r.phases.sqlite);
+  if (sqlite) {
+    row(`insert (batches of ${sqlite.batchSize})`, fmt(s.ceilings.sqliteInsertPerSec, 'msg/s'), `batches of ${sqlite.insertSmallBatch.batchSize}: ${fmt(sqlite.insertSmallBatch.perSec)} msg/s`);
+    row('page read (limit 1000)', fmt(s.ceilings.sqlitePageReadPerSec, 'msg/s'), `one room: ${fmt(sqlite.roomPageReadPerSec)} msg/s`);
+  }
+  section('5c bare Hono POST', r.phases.bareHttp);
+  if (s.ceilings.bareHttpPerSec !== null) row('202s', fmt(s.ceilings.bareHttpPerSec, 'req/s'));
+  section('5d bare ws broadcast', r.phases.bareWs);
+  if (ws) row('delivered', fmt(s.ceilings.bareWsFramesPerSec, 'frames/s'), `${fmt(ws.framesDelivered)} of ${fmt(ws.framesExpected)} frames`);
+  section('6 peer: Socket.IO 4 (connection state recovery)', r.phases.peer);
+  if (peer) {
+    row('delivered', fmt(s.peer.deliveredFramesPerSec, 'frames/s'), `${fmt(peer.fanOut.framesDelivered)} of ${fmt(peer.fanOut.framesExpected)} frames`);
+    row('server RSS per idle socket', kib(s.peer.rssBytesPerSocket), `${mib(peer.idle.rssBeforeBytes)} -> ${mib(peer.idle.rssWithSocketsBytes)}`);
+  }
+  rows.push(['ratios', '', '']);
+  const d = r.derived ?? {};
+  row('end to end / slowest stage', fmt(s.ratios.endToEndVsSlowestStage), `slowest: ${fmt(d.slowestStage)} ${JSON.stringify(d.stageCeilingsMessagesPerSec ?? {})}`);
+  row('persisted / slowest stage', fmt(s.ratios.persistedVsSlowestStage));
+  row('delivered / bare ws', fmt(s.ratios.deliveredVsBareWs));
+  row('delivered / Socket.IO', fmt(s.ratios.deliveredVsPeer));
+  row('RSS per socket / Socket.IO', fmt(s.ratios.rssPerSocketVsPeer));
+
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  return rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`.trimEnd()).join('\n');
+}

@@ -1,0 +1,43 @@
+/** Small numeric helpers for the results. */
+
+export interface Distribution {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export function distribution(values: ArrayLike<number>): Distribution {
+  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
+  const r = (n: number) => Math.round(n * 1000) / 1000;
+  return {
+    count: sorted.length,
+    p50: r(percentile(sorted, 50)),
+    p95: r(percentile(sorted, 95)),
+    p99: r(percentile(sorted, 99)),
+    max: r(sorted.length ? sorted[sorted.length - 1]! : NaN),
+    mean: r(sorted.length ? sum / sorted.length : NaN),
+  };
+}
+
+/** count per second over `ms`, rounded to a whole number (null when it cannot be computed). */
+export function perSecond(count: number, ms: number): number | null {
+  if (!(ms > 0) || !Number.isFinite(count)) return null;
+  return Math.round((count / ms) * 1000);
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
