@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
  * so a busy neighbour shows here instead of silently lowering the figures.
  */
 
-const TICK_MS = 10; // USER_HZ is 100 on Linux
+export const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 interface Proc {
   ppid: number;
@@ -45,6 +45,11 @@ function readProc(pid: number): Proc | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system) one process has used so far, in ticks of TICK_MS; undefined once it is gone. */
+export function processTicks(pid: number): number | undefined {
+  return readProc(pid)?.ticks;
 }
 
 export function cpuSnapshot(): CpuSnapshot {

@@ -1,14 +1,14 @@
 /** Command-line flags of `npm run bench` and the sizes they select. */
 
-export const PHASES = ['e2e', 'latency', 'catchup', 'sockets', 'broker', 'sqlite', 'http', 'ws', 'peer'] as const;
+export const PHASES = ['e2e', 'latency', 'fanout', 'catchup', 'sockets', 'broker', 'sqlite', 'http', 'ws', 'peer'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export interface BenchOptions {
   quick: boolean;
-  /** WebSocket clients of the fan-out phases (end to end, bare ws, Socket.IO). */
+  /** WebSocket clients of the fan-out phases (end to end, fan-out from the log, bare ws, Socket.IO). */
   sockets: number;
   rooms: number;
-  /** Length of every closed-loop load (end to end, broker publish, bare HTTP, fan-outs). */
+  /** Length of every closed-loop load (end to end, broker publish, bare HTTP, fan-outs, publishing of the fan-out from the log). */
   seconds: number;
   /** Messages stored for the catch-up phase. */
   stored: number;

@@ -7,6 +7,7 @@ import type { BenchOptions } from './options.ts';
 import type { PeerResult } from './peer-socketio.ts';
 import type { CatchUpResult } from './phase-catch-up.ts';
 import type { EndToEndResult } from './phase-end-to-end.ts';
+import { FANOUT_WINDOW, type FanoutFromLogResult } from './phase-fanout.ts';
 import type { LatencyResult } from './phase-latency.ts';
 import type { PhaseOutcome } from './scope.ts';
 
@@ -15,6 +16,7 @@ export interface Phases {
   connect?: PhaseOutcome<unknown>;
   endToEnd?: PhaseOutcome<EndToEndResult>;
   latency?: PhaseOutcome<LatencyResult>;
+  fanoutFromLog?: PhaseOutcome<FanoutFromLogResult>;
   catchUp?: PhaseOutcome<CatchUpResult>;
   sockets?: PhaseOutcome<IdleSocketsResult>;
   broker?: PhaseOutcome<BrokerCeilings>;
@@ -45,6 +47,8 @@ export interface Summary {
   acceptedPerSec: N;
   persistedPerSec: N;
   deliveredFramesPerSec: N;
+  /** the same sockets fed straight from the stream (no HTTP intake): frames per second */
+  fanoutFromLogFramesPerSec: N;
   lost: N;
   duplicates: N;
   p50Ms: N;
@@ -66,6 +70,8 @@ export interface Summary {
     deliveredVsBareWs: N;
     deliveredVsPeer: N;
     rssPerSocketVsPeer: N;
+    fanoutVsPeer: N;
+    fanoutVsBareWs: N;
   };
   peer: { deliveredFramesPerSec: N; rssBytesPerSocket: N };
 }
@@ -80,6 +86,7 @@ const sumN = (...xs: (number | undefined)[]): N => (xs.every((x) => x === undefi
 export function summarise(r: Results): { summary: Summary; derived: Record<string, unknown> } {
   const e2e = ok(r.phases.endToEnd);
   const lat = ok(r.phases.latency);
+  const fan = ok(r.phases.fanoutFromLog);
   const cu = ok(r.phases.catchUp);
   const socks = ok(r.phases.sockets);
   const broker = ok(r.phases.broker);
@@ -113,6 +120,7 @@ export function summarise(r: Results): { summary: Summary; derived: Record<strin
     acceptedPerSec: num(e2e?.acceptedPerSec),
     persistedPerSec: num(e2e?.persistedPerSec),
     deliveredFramesPerSec: num(e2e?.deliveredFramesPerSec),
+    fanoutFromLogFramesPerSec: num(fan?.deliveredFramesPerSec),
     lost: sumN(e2e?.verify.lost, lat?.verify.lost, lat?.atHalfCapacity?.verify.lost),
     duplicates: sumN(e2e?.verify.duplicates, lat?.verify.duplicates, lat?.atHalfCapacity?.verify.duplicates),
     p50Ms: num(lat?.latencyMs.p50),
@@ -127,6 +135,8 @@ export function summarise(r: Results): { summary: Summary; derived: Record<strin
       deliveredVsBareWs: ratio(num(e2e?.deliveredFramesPerSec), ceilings.bareWsFramesPerSec),
       deliveredVsPeer: ratio(num(e2e?.deliveredFramesPerSec), num(peer?.fanOut.deliveredFramesPerSec)),
       rssPerSocketVsPeer: ratio(num(socks?.rssBytesPerSocket), num(peer?.idle.rssBytesPerSocket)),
+      fanoutVsPeer: ratio(num(fan?.deliveredFramesPerSec), num(peer?.fanOut.deliveredFramesPerSec)),
+      fanoutVsBareWs: ratio(num(fan?.deliveredFramesPerSec), ceilings.bareWsFramesPerSec),
     },
     peer: { deliveredFramesPerSec: num(peer?.fanOut.deliveredFramesPerSec), rssBytesPerSocket: num(peer?.idle.rssBytesPerSocket) },
   };
@@ -149,6 +159,7 @@ export function renderTable(r: Results): string {
   const s = r.summary!;
   const e2e = ok(r.phases.endToEnd);
   const lat = ok(r.phases.latency);
+  const fan = ok(r.phases.fanoutFromLog);
   const cu = ok(r.phases.catchUp);
   const socks = ok(r.phases.sockets);
   const broker = ok(r.phases.broker);
@@ -165,8 +176,8 @@ export function renderTable(r: Results): string {
   };
   const row = (label: string, value: string, note = '') => rows.push([`  ${label}`, value, note]);
 
-  if (r.phases.serverStart && !r.phases.serverStart.ok) section('server start (phases 1-4 need it)', r.phases.serverStart);
-  if (r.phases.connect && !r.phases.connect.ok) section('connect sockets (phases 1-2 need them)', r.phases.connect);
+  if (r.phases.serverStart && !r.phases.serverStart.ok) section('server start (phases 1-4 and 2b need it)', r.phases.serverStart);
+  if (r.phases.connect && !r.phases.connect.ok) section('connect sockets (phases 1, 2 and 2b need them)', r.phases.connect);
   section(`1 end to end (${o.sockets} sockets, ${o.rooms} rooms, ${o.seconds} s, ${o.concurrency} in flight)`, r.phases.endToEnd);
   if (e2e) {
     row('accepted (202)', fmt(s.acceptedPerSec, 'msg/s'), `${fmt(e2e.load.accepted)} accepted, statuses ${JSON.stringify(e2e.load.statuses)}`);
@@ -183,6 +194,18 @@ export function renderTable(r: Results): string {
     row('sent / accepted / skipped', `${fmt(lat.load.sent)} / ${fmt(lat.load.accepted)} / ${fmt(lat.load.skipped)}`, `lost ${lat.verify.lost}, duplicates ${lat.verify.duplicates}${lat.saturated ? '; the server did not keep up with this rate' : ''}`);
     const h = lat.atHalfCapacity;
     if (h) row(`at half of phase 1's rate (${h.rate} msg/s) p50 / p99`, `${fmt(h.latencyMs.p50)} / ${fmt(h.latencyMs.p99)} ms`, `${h.saturated ? 'did not keep up either; ' : ''}lost ${h.verify.lost}, duplicates ${h.verify.duplicates}`);
+  }
+  section(`2b fan-out from the log (phase 1's sockets; records published straight to the stream, ${fan?.window ?? FANOUT_WINDOW} in flight, ${o.seconds} s)`, r.phases.fanoutFromLog);
+  if (fan) {
+    row('published (confirmed)', fmt(fan.publishedPerSec, 'msg/s'), `${fmt(fan.published)} records; the server had stored them all ${fmt(fan.storedAfterMs)} ms after the first (${fmt(fan.storedPerSec)} msg/s)`);
+    row(
+      'delivered',
+      fmt(s.fanoutFromLogFramesPerSec, 'frames/s'),
+      `${fmt(fan.framesDelivered)} of ${fmt(fan.framesExpected)} frames, last ${fmt(fan.lastFrameAfterMs)} ms after the first publish${fan.drainComplete ? '' : ` (INCOMPLETE: gave up after ${fmt(fan.drainTimeoutMs)} ms)`}`,
+    );
+    row('lost / duplicates', `${fan.verify.lost} / ${fan.verify.duplicates}`, `unexpected ${fan.verify.unexpected}, out of order ${fan.outOfOrder}, error frames ${fan.errorFrames}, unexpected closes ${JSON.stringify(fan.unexpectedCloses)}`);
+    row('cpu % of a core: server / clients / runner', `${fmt(fan.cpu.server)} / ${fmt(fan.cpu.clients)} / ${fmt(fan.cpu.runner)}`, `first publish to end of drain; the runner publishes; ${fmt(fan.framesPerServerCpuSec)} frames per server CPU second`);
+    row('record->receive p50 / p99', `${fmt(fan.latencyMs.p50)} / ${fmt(fan.latencyMs.p99)} ms`, `includes the wait behind ${fan.window} publishes in flight (about ${fmt(fan.publishedPerSec ? Math.round((fan.window / fan.publishedPerSec) * 1000) : null)} ms at this rate)`);
   }
   section(`3 catch-up (${o.stored} stored in one room)`, r.phases.catchUp);
   if (cu) {
@@ -205,10 +228,10 @@ export function renderTable(r: Results): string {
   section('5c bare Hono POST', r.phases.bareHttp);
   if (s.ceilings.bareHttpPerSec !== null) row('202s', fmt(s.ceilings.bareHttpPerSec, 'req/s'));
   section('5d bare ws broadcast', r.phases.bareWs);
-  if (ws) row('delivered', fmt(s.ceilings.bareWsFramesPerSec, 'frames/s'), `${fmt(ws.framesDelivered)} of ${fmt(ws.framesExpected)} frames`);
+  if (ws) row('delivered', fmt(s.ceilings.bareWsFramesPerSec, 'frames/s'), `${fmt(ws.framesDelivered)} of ${fmt(ws.framesExpected)} frames; server cpu ${fmt(ws.serverCpuPct)} % of a core, ${fmt(ws.framesPerServerCpuSec)} frames per server CPU second`);
   section('6 peer: Socket.IO 4 (connection state recovery)', r.phases.peer);
   if (peer) {
-    row('delivered', fmt(s.peer.deliveredFramesPerSec, 'frames/s'), `${fmt(peer.fanOut.framesDelivered)} of ${fmt(peer.fanOut.framesExpected)} frames`);
+    row('delivered', fmt(s.peer.deliveredFramesPerSec, 'frames/s'), `${fmt(peer.fanOut.framesDelivered)} of ${fmt(peer.fanOut.framesExpected)} frames; server cpu ${fmt(peer.fanOut.serverCpuPct)} % of a core, ${fmt(peer.fanOut.framesPerServerCpuSec)} frames per server CPU second`);
     row('server RSS per idle socket', kib(s.peer.rssBytesPerSocket), `${mib(peer.idle.rssBeforeBytes)} -> ${mib(peer.idle.rssWithSocketsBytes)}`);
   }
   rows.push(['ratios', '', '']);
@@ -218,6 +241,8 @@ export function renderTable(r: Results): string {
   row('delivered / bare ws', fmt(s.ratios.deliveredVsBareWs));
   row('delivered / Socket.IO', fmt(s.ratios.deliveredVsPeer));
   row('RSS per socket / Socket.IO', fmt(s.ratios.rssPerSocketVsPeer));
+  row('fan-out from the log / Socket.IO', fmt(s.ratios.fanoutVsPeer));
+  row('fan-out from the log / bare ws', fmt(s.ratios.fanoutVsBareWs));
 
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));

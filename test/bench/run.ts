@@ -18,6 +18,7 @@ import { parseOptions, UsageError, type BenchOptions, type PhaseName } from './o
 import { runPeer } from './peer-socketio.ts';
 import { runCatchUp } from './phase-catch-up.ts';
 import { runEndToEnd } from './phase-end-to-end.ts';
+import { runFanoutFromLog } from './phase-fanout.ts';
 import { runLatency } from './phase-latency.ts';
 import { say } from './progress.ts';
 import { deleteStreams } from './rabbit.ts';
@@ -123,14 +124,14 @@ async function main(): Promise<void> {
   say(`run ${runId}: ${opts.quick ? 'quick, ' : ''}${opts.sockets} sockets / ${opts.rooms} rooms / ${opts.seconds} s / ${opts.stored} stored / ${opts.idle} idle; stream ${stream}; fd limit ${fdLimit}`);
   const p = results.phases;
 
-  if (want('e2e') || want('latency') || want('catchup') || want('sockets')) {
+  if (want('e2e') || want('latency') || want('fanout') || want('catchup') || want('sockets')) {
     p.serverStart = await runPhase('server start', 60_000, async () => {
       server = await startServer();
       return { pid: server.pid, port: server.port };
     });
   }
 
-  if (server && (want('e2e') || want('latency'))) {
+  if (server && (want('e2e') || want('latency') || want('fanout'))) {
     const live = new Scope('live sockets');
     let fleet: WsFleet | undefined;
     p.connect = await runPhase('connect sockets', 60_000 + opts.sockets * 20, async () => {
@@ -142,6 +143,10 @@ async function main(): Promise<void> {
       if (want('e2e')) p.endToEnd = await runPhase('1 end to end', opts.seconds * 1000 + 120_000, (scope) => runEndToEnd(scope, opts, server!, f));
       if (want('latency')) p.latency = await runPhase('2 latency', opts.latencySeconds * 2000 + 120_000, (scope) =>
           runLatency(scope, opts, server!, f, p.endToEnd?.ok ? p.endToEnd.value.acceptedPerSec : undefined),
+        );
+      // The same sockets, fed straight from the stream instead of through POST /message.
+      if (want('fanout')) p.fanoutFromLog = await runPhase('2b fan-out from the log', opts.seconds * 5000 + 120_000, (scope) =>
+          runFanoutFromLog(scope, opts, server!, f, stream),
         );
     }
     await live.close();
