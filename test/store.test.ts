@@ -104,8 +104,9 @@ describe('MessageStore (real SQLite file)', () => {
     db.exec('ANALYZE');
     for (const [name, source] of Object.entries(store.statements())) {
       if (!/^\s*select/i.test(source)) continue;
-      const params = (source.match(/\?/g) ?? []).map(() => 1);
-      const plan = db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(...params) as { detail: string }[];
+      const sql = source.replace(/@\w+/g, '?'); // named or positional: bind 1 everywhere
+      const params = (sql.match(/\?/g) ?? []).map(() => 1);
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
       const details = plan.map((r) => r.detail).join(' | ');
       expect(details, name).not.toMatch(/\bSCAN messages\b(?! USING)/);
       expect(details, name).not.toMatch(/TEMP B-TREE/);
@@ -133,5 +134,17 @@ describe('MessageStore (real SQLite file)', () => {
     const old = new MessageStore(openDb(backup), 's');
     expect(old.epoch()).toBe('first');
     expect(old.page({ after: 0, limit: 10 }).messages.map((m) => m.id)).toEqual(['a']);
+  });
+
+  it('pages return exactly the messages that were stored (createdAt formatted by SQLite matches toISOString)', () => {
+    const { store } = open();
+    const times = [0, 1, 999, 1000, 951_782_400_123, 1_700_000_000_000, 1_795_240_816_256, 4_102_444_799_999];
+    const stored = store.append(times.map((t, i) => ({ offset: i, record: rec(`t${i}`, i % 2 ? 'a' : 'b', t) })));
+    expect(stored.map((m) => m.createdAt)).toEqual(times.map((t) => new Date(t).toISOString()));
+    expect(store.page({ after: 0, limit: 100 }).messages).toEqual(stored);
+    expect(store.page({ since: 0, limit: 100 }).messages).toEqual(stored);
+    expect(store.page({ room: 'a', after: 0, limit: 100 }).messages).toEqual(stored.filter((m) => m.room === 'a'));
+    expect(store.page({ rooms: { exact: ['b'], prefixes: [] }, after: 0, limit: 100 }).messages).toEqual(stored.filter((m) => m.room === 'b'));
+    expect(JSON.stringify(store.page({ after: 0, limit: 1 }).messages[0])).toBe(JSON.stringify(stored[0]));
   });
 });
