@@ -146,12 +146,14 @@ export class Hub {
     if (sub.closed || !sub.peer.open) return;
     const page = this.reader.roomPage(sub.room, sub.cursor, REPLAY_PAGE);
     const full = page.length === REPLAY_PAGE;
+    sub.peer.cork(); // the whole page in one write
     for (let i = 0; i < page.length; i++) {
       const last = full && i === page.length - 1;
       // Flow control: the next page is read only once this one has left the process, so a
       // slow reader holds at most one page in memory and others are not starved meanwhile.
       sub.peer.send(messageFrame(page[i]!), last ? (err) => err || setImmediate(() => this.replay(sub)) : undefined);
     }
+    sub.peer.uncork();
     if (page.length > 0) sub.cursor = page[page.length - 1]!.seq;
     if (!full) sub.live = true;
   }
