@@ -75,6 +75,7 @@ export class MessageStore {
   private readonly db: Db;
   private readonly stream: string;
   private readonly q;
+  private readonly insert: Statement<Row>;
   private readonly reads: Record<'pageAll' | 'pageRoom' | 'sinceAll' | 'sinceRoom', Statement<Record<string, unknown>, Message>>;
   private readonly appendTx: (entries: readonly LogEntry[]) => { stored: Message[]; epoch: string | null };
   private currentEpoch: string | null;
@@ -85,11 +86,6 @@ export class MessageStore {
     const p = sql.placeholder;
     const sqlite = db.$client;
     this.q = {
-      insert: db
-        .insert(messages)
-        .values({ seq: p('seq'), id: p('id'), room: p('room'), sender: p('sender'), body: p('body'), createdAt: p('createdAt') })
-        .onConflictDoNothing()
-        .prepare(),
       saveState: db
         .insert(consumerState)
         .values({ stream, lastOffset: p('offset'), epoch: p('epoch'), lastHash: p('hash') })
@@ -121,6 +117,10 @@ export class MessageStore {
     // 1.7x the messages/s of the same query through drizzle's row mapping).
     const read = (where: string) => sqlite.prepare<Record<string, unknown>, Message>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ${where} ORDER BY seq LIMIT @limit`);
     // The unary + keeps SQLite from walking the created_at index for `since`: the scan goes by seq.
+    // The insert is the hot write path: drizzle's parameter mapping was a fifth of a batch's cost.
+    this.insert = sqlite.prepare<Row>(
+      'INSERT INTO messages (seq, id, room, sender, body, created_at) VALUES (@seq, @id, @room, @sender, @body, @createdAt) ON CONFLICT DO NOTHING',
+    );
     this.reads = {
       pageAll: read('seq > @after'),
       pageRoom: read('room = @room AND seq > @after'),
@@ -207,7 +207,7 @@ export class MessageStore {
         if (entry.epoch !== undefined) epoch ??= entry.epoch;
         if (!entry.record) continue;
         const row: Row = { seq: entry.offset + 1, ...entry.record };
-        if (this.q.insert.run(row).changes === 1) stored.push(toMessage(row));
+        if (this.insert.run(row).changes === 1) stored.push(toMessage(row));
       }
       this.q.saveState.run({ offset: last, epoch, hash });
       return { stored, epoch };
