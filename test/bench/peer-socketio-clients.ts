@@ -6,6 +6,7 @@ import { io, type Socket } from 'socket.io-client';
 import { nowMs, sleep } from './clock.ts';
 import { serve } from './ipc.ts';
 import { roomName, sentAtOf } from './records.ts';
+import { openMany } from './open-many.ts';
 import type { ClientStats, OpenArgs, OpenResult } from './ws-clients.ts';
 
 interface Client {
@@ -66,29 +67,7 @@ function connect(url: string, index: number, rooms: number, timeoutMs: number): 
 }
 
 async function open(a: OpenArgs): Promise<OpenResult> {
-  const t0 = nowMs();
-  const timeoutMs = a.timeoutMs ?? 20_000;
-  let next = 0;
-  let subscribed = 0;
-  let failed = 0;
-  let failureSample: string | undefined;
-  const perRoom: Record<string, number> = {};
-  const worker = async () => {
-    while (next < a.count) {
-      const i = a.firstIndex + next++;
-      try {
-        await connect(a.url, i, a.rooms, timeoutMs);
-        subscribed++;
-        const room = roomName(i % a.rooms);
-        perRoom[room] = (perRoom[room] ?? 0) + 1;
-      } catch (err) {
-        failed++;
-        failureSample ??= (err as Error).message;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(a.connectConcurrency ?? 100, a.count) }, worker));
-  return { subscribed, failed, failureSample, ms: Math.round(nowMs() - t0), perRoom };
+  return openMany(a, (i) => connect(a.url, i, a.rooms, a.timeoutMs ?? 20_000));
 }
 
 function reset(a: { latency?: boolean } = {}): void {
