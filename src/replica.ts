@@ -19,7 +19,6 @@ export class Replica implements LogHandler<Message[]> {
   private readonly log: Logger;
   private readonly databasePath: string;
   invalidRecords = 0;
-  resets = 0;
 
   constructor(store: MessageStore, hub: Hub, log: Logger, databasePath: string) {
     this.store = store;
@@ -111,7 +110,6 @@ export class Replica implements LogHandler<Message[]> {
     const backup = `${this.databasePath}.epoch-${this.store.epoch() ?? 'unknown'}-${Date.now()}.bak`;
     this.log.error({ backup, oldEpoch: this.store.epoch(), newEpoch: epoch }, `stream was re-created (${why}); old data saved, following the new log from its start`);
     this.store.resetForNewLog(epoch, backup);
-    this.resets++;
     this.hub.disconnectAll(CLOSE_LOG_RESET, 'the log was reset: resubscribe without a cursor');
   }
 }
