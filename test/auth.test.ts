@@ -189,6 +189,29 @@ describe('WebSocket access', () => {
     c.close();
   });
 
+  it('a later auth frame refreshes the token: same user only, rooms it no longer allows end, the socket slot is kept', async () => {
+    const c = await WsClient.connect(node.ws, { headers: bearer(await token('ray', ['a', 'b'])) });
+    await c.next((f) => f.type === 'authorized');
+    c.send({ type: 'subscribe', room: 'a' });
+    c.send({ type: 'subscribe', room: 'b' });
+    await c.until(() => c.frames.filter((f) => f.type === 'subscribed').length === 2 || undefined);
+    c.send({ type: 'auth', token: await token('ray', ['b'], 1200) });
+    expect(await c.next((f) => f.type === 'unsubscribed')).toEqual({ type: 'unsubscribed', room: 'a' });
+    await c.until(() => c.frames.filter((f) => f.type === 'authorized').length === 2 || undefined);
+    // still one socket for ray: a second one fits under the limit of 2, a third does not
+    const second = await WsClient.connect(node.ws, { headers: bearer(await token('ray', ['b'])) });
+    await second.next((f) => f.type === 'authorized');
+    const third = await WsClient.connect(node.ws, { headers: bearer(await token('ray', ['b'])) });
+    expect((await third.closed).code).toBe(4429);
+    // a refresh for someone else is refused, and frees ray's slot
+    c.send({ type: 'auth', token: await token('someone-else', ['b']) });
+    expect((await c.closed).code).toBe(4401);
+    const again = await WsClient.connect(node.ws, { headers: bearer(await token('ray', ['b'])) });
+    await again.next((f) => f.type === 'authorized');
+    second.close();
+    again.close();
+  });
+
   it('limits sockets per user and subscriptions per socket', async () => {
     const t = await token('lee', ['*']);
     const first = await WsClient.connect(node.ws, { headers: bearer(t) });

@@ -62,6 +62,8 @@ export class SocketPeer implements Peer {
   private dropped = 0;
   private auth: AuthState;
   private authTimer: NodeJS.Timeout | undefined;
+  /** The user this socket counts against (sockets per user), from its first accepted token. */
+  private admitted: string | undefined;
   alive = true;
 
   constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits) {
@@ -128,7 +130,8 @@ export class SocketPeer implements Peer {
   private onClose(): void {
     clearTimeout(this.authTimer);
     this.s.hub.remove(this);
-    if (this.auth.kind === 'authorized') this.s.release(this.auth.principal.sub);
+    if (this.admitted !== undefined) this.s.release(this.admitted);
+    this.admitted = undefined;
     this.auth = { kind: 'waiting' };
   }
 
@@ -145,7 +148,6 @@ export class SocketPeer implements Peer {
   }
 
   private async verify(token: string): Promise<void> {
-    const previous = this.auth;
     this.auth = { kind: 'verifying', early: [] };
     let principal: Principal;
     try {
@@ -154,12 +156,14 @@ export class SocketPeer implements Peer {
       return this.close(CLOSE.unauthorized, err instanceof AppError ? err.message : 'invalid token');
     }
     if (!this.open) return;
-    if (previous.kind === 'authorized') {
+    if (this.admitted !== undefined) {
       // A refresh: same user, new expiry and rooms; subscriptions the new token does not allow end.
-      if (principal.sub !== previous.principal.sub) return this.close(CLOSE.unauthorized, 'a refreshed token must have the same sub');
-      this.s.release(previous.principal.sub);
+      if (principal.sub !== this.admitted) return this.close(CLOSE.unauthorized, 'a refreshed token must have the same sub');
+    } else if (this.s.admit(principal.sub)) {
+      this.admitted = principal.sub;
+    } else {
+      return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
     }
-    if (!this.s.admit(principal.sub)) return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
     const early = (this.auth as { early?: Buffer[] }).early ?? [];
     this.auth = { kind: 'authorized', principal };
     clearTimeout(this.authTimer);
