@@ -12,6 +12,7 @@ import { createApp } from './http/app.ts';
 import { Hub } from './hub/hub.ts';
 import { attachWebSocket } from './hub/websocket.ts';
 import type { Logger } from './log.ts';
+import { startCheckpointer } from './store/checkpointer.ts';
 import { openDb } from './store/db.ts';
 import { Replica } from './replica.ts';
 import { MessageStore } from './store/messages.ts';
@@ -30,6 +31,7 @@ export interface RunningNode {
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
   const db = openDb(config.databasePath);
   const store = new MessageStore(db, config.streamName);
+  const checkpointer = startCheckpointer(config.databasePath, (pages) => db.$client.pragma(`wal_autocheckpoint = ${pages}`), log);
 
   const hub = new Hub({
     roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
@@ -114,6 +116,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await consumer.stop();
       await publisher.close().catch(() => {});
       await broker.conn.close().catch(() => {});
+      await checkpointer.stop();
       db.$client.close();
       log.info('stopped');
     })());
