@@ -2,7 +2,7 @@ import type { RateLimiter } from './auth/rate-limit.ts';
 import type { Principal } from './auth/tokens.ts';
 import type { Publish } from './broker/publisher.ts';
 import { encodeLogRecord, messageInputSchema, toLogRecord } from './domain/message.ts';
-import { AppError } from './errors.ts';
+import { AppError, forbiddenRoom } from './errors.ts';
 
 export interface Accepted {
   id: string;
@@ -42,7 +42,7 @@ export function createAcceptor(deps: { publish: Publish; limiter: RateLimiter; m
       if (sender !== undefined && sender !== principal.sub) {
         throw new AppError('sender_mismatch', `sender must be the token subject "${principal.sub}" (or left out).`);
       }
-      if (!principal.rooms.allows(msg.room)) throw new AppError('forbidden', `The token does not allow room "${msg.room}".`, { details: { room: msg.room } });
+      if (!principal.rooms.allows(msg.room)) throw forbiddenRoom(msg.room);
       sender = principal.sub;
     } else if (sender === undefined) {
       throw validationFailed([{ field: 'sender', message: 'is required' }]);

@@ -52,3 +52,17 @@ export class AppError extends Error {
     return { error: { code: this.code, message: this.message, ...this.details } };
   }
 }
+
+/** The access error for a room outside the token, the same over HTTP and WebSocket. */
+export const forbiddenRoom = (room: string) => new AppError('forbidden', `The token does not allow room "${room}".`, { details: { room } });
+
+/** WebSocket close codes this server sends (ws itself sends 1009 for oversized frames and 1007 for bad UTF-8). */
+export const CLOSE = {
+  goingAway: 1001,
+  policy: 1008,
+  tryAgainLater: 1013,
+  unauthorized: 4401,
+  /** the stream was re-created: cursors point into a log that no longer exists */
+  logReset: 4409,
+  tooManySockets: 4429,
+} as const;

@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Delivery, LogHandler } from './broker/consumer.ts';
+import { CLOSE } from './errors.ts';
 import { decodeLogRecord, type Message } from './domain/message.ts';
 import type { Hub } from './hub/hub.ts';
 import type { Logger } from './log.ts';
 import type { LogEntry, MessageStore } from './store/messages.ts';
-
-/** Close code for sockets whose cursors belong to a log that was replaced. */
-export const CLOSE_LOG_RESET = 4409;
 
 /**
  * This node's copy of the log: turns what the consumer reads into store writes and hub pushes,
@@ -110,7 +108,7 @@ export class Replica implements LogHandler<Message[]> {
     const backup = `${this.databasePath}.epoch-${this.store.epoch() ?? 'unknown'}-${Date.now()}.bak`;
     this.log.error({ backup, oldEpoch: this.store.epoch(), newEpoch: epoch }, `stream was re-created (${why}); old data saved, following the new log from its start`);
     this.store.resetForNewLog(epoch, backup);
-    this.hub.disconnectAll(CLOSE_LOG_RESET, 'the log was reset: resubscribe without a cursor');
+    this.hub.disconnectAll(CLOSE.logReset, 'the log was reset: resubscribe without a cursor');
   }
 }
 

@@ -24,6 +24,8 @@ export interface LogRecord {
 }
 
 export const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const ROOM_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ . : -';
+export const isRoom = (s: string): boolean => ROOM.test(s);
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 // C0, DEL and C1 controls (invalid UTF-8 never gets this far: bodies are decoded strictly).
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -34,7 +36,7 @@ const codePoints = (s: string) => {
   return n;
 };
 
-const room = z.string().regex(ROOM, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -');
+const room = z.string().regex(ROOM, ROOM_RULE);
 const sender = z
   .string()
   .refine((s) => s.isWellFormed(), 'must be valid Unicode')
@@ -44,8 +46,6 @@ const sender = z
     return n >= 1 && n <= 64;
   }, 'must be 1-64 characters');
 const id = z.string().regex(ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
-
-export const roomSchema = room;
 
 /**
  * Validates a POST body. `body` size is checked here against the configured limit; over it the

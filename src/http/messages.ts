@@ -2,8 +2,8 @@ import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { validationFailed, type Accept } from '../accept.ts';
 import type { RoomFilter } from '../auth/rooms.ts';
-import { roomSchema } from '../domain/message.ts';
-import { AppError } from '../errors.ts';
+import { isRoom, ROOM_RULE } from '../domain/message.ts';
+import { AppError, forbiddenRoom } from '../errors.ts';
 import type { Page, PageQuery } from '../store/messages.ts';
 import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
 
@@ -46,7 +46,7 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
     const principal = c.var.principal;
     if (!principal || principal.rooms.all) return c.json(deps.readPage(query));
     if (query.room !== undefined) {
-      if (!principal.rooms.allows(query.room)) throw new AppError('forbidden', `The token does not allow room "${query.room}".`, { details: { room: query.room } });
+      if (!principal.rooms.allows(query.room)) throw forbiddenRoom(query.room);
       return c.json(deps.readPage(query));
     }
     return c.json(deps.readPage({ ...query, rooms: principal.rooms.filter() }));
@@ -118,8 +118,8 @@ export function parsePageQuery(q: Record<string, string>): PageQuery {
   const out: PageQuery = { limit: DEFAULT_LIMIT };
 
   if (q.room !== undefined) {
-    if (roomSchema.safeParse(q.room).success) out.room = q.room;
-    else errors.push({ field: 'room', message: 'must be 1-64 characters of A-Z a-z 0-9 _ . : -' });
+    if (isRoom(q.room)) out.room = q.room;
+    else errors.push({ field: 'room', message: ROOM_RULE });
   }
   if ((q.after === undefined) === (q.since === undefined)) {
     errors.push({ field: q.after === undefined ? 'after|since' : 'after&since', message: 'exactly one of after and since is required' });

@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { Accept } from '../accept.ts';
 import type { Principal } from '../auth/tokens.ts';
-import { roomSchema } from '../domain/message.ts';
-import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+import { isRoom, ROOM_RULE } from '../domain/message.ts';
+import { AppError, CLOSE, forbiddenRoom, type ErrorCode } from '../errors.ts';
 import type { Authenticate } from '../http/auth.ts';
 import type { Logger } from '../log.ts';
 import type { Hub, Peer } from './hub.ts';
@@ -29,16 +29,6 @@ export interface SocketServices {
   release(sub: string): void;
   log: Logger;
 }
-
-/** WebSocket close codes this server uses. */
-export const CLOSE = {
-  goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  tryAgainLater: 1013,
-  unauthorized: 4401,
-  tooManySockets: 4429,
-} as const;
 
 const NON_NEGATIVE_SAFE_INT = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 // setTimeout's ceiling; a token valid for longer is checked again when this fires.
@@ -143,8 +133,13 @@ export class SocketPeer implements Peer {
     setTimeout(() => ws.terminate(), 1000).unref();
   }
 
-  private error(code: ErrorCode, message?: string, extra?: Record<string, unknown>): void {
-    this.send(JSON.stringify({ type: 'error', code, message: message ?? ERRORS[code].message, ...extra }));
+  private error(code: ErrorCode, message?: string, details?: Record<string, unknown>): void {
+    this.sendError(new AppError(code, message, { details }));
+  }
+
+  /** An `error` frame carries what the HTTP error body carries (code, message, details). */
+  private sendError(err: AppError, extra?: Record<string, unknown>): void {
+    this.send(JSON.stringify({ type: 'error', ...err.toJSON().error, ...extra }));
   }
 
   private async verify(token: string): Promise<void> {
@@ -251,8 +246,8 @@ export class SocketPeer implements Peer {
   }
 
   private validRoom(f: Record<string, unknown>): string | undefined {
-    if (typeof f.room === 'string' && roomSchema.safeParse(f.room).success) return f.room;
-    this.error('validation_failed', 'room must be 1-64 characters of A-Z a-z 0-9 _ . : -', { field: 'room' });
+    if (typeof f.room === 'string' && isRoom(f.room)) return f.room;
+    this.error('validation_failed', `room ${ROOM_RULE}`, { field: 'room' });
     return undefined;
   }
 
@@ -268,7 +263,7 @@ export class SocketPeer implements Peer {
       if (current !== null && f.epoch !== current) return this.error('epoch_mismatch', undefined, { room, epoch: current });
     }
     if (this.principal && !this.principal.rooms.allows(room)) {
-      return this.error('forbidden', `The token does not allow room "${room}".`, { room });
+      return this.sendError(forbiddenRoom(room));
     }
     if (!this.s.hub.isSubscribed(this, room) && this.s.hub.subscriptionCount(this) >= this.limits.maxSubscriptions) {
       return this.error('too_many_subscriptions', `At most ${this.limits.maxSubscriptions} rooms per socket.`, { room });
@@ -289,9 +284,7 @@ export class SocketPeer implements Peer {
       const accepted = await this.s.accept(input, this.principal);
       this.send(JSON.stringify({ type: 'accepted', ...accepted }));
     } catch (err) {
-      const e = err instanceof AppError ? err : new AppError('internal');
-      const id = typeof input.id === 'string' ? { id: input.id } : {};
-      this.send(JSON.stringify({ type: 'error', ...e.toJSON().error, ...id }));
+      this.sendError(err instanceof AppError ? err : new AppError('internal'), typeof input.id === 'string' ? { id: input.id } : undefined);
     }
   }
 }

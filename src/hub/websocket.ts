@@ -2,7 +2,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { bearerToken } from '../auth/tokens.ts';
-import { CLOSE, SocketPeer, type SocketLimits, type SocketServices } from './socket.ts';
+import { CLOSE } from '../errors.ts';
+import { SocketPeer, type SocketLimits, type SocketServices } from './socket.ts';
 
 export interface WebSocketOptions extends SocketLimits {
   pingIntervalMs: number;

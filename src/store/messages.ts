@@ -73,7 +73,6 @@ export class StreamMismatchError extends Error {
 /** All reads and writes of messages and of the consumer's position, as prepared statements. */
 export class MessageStore {
   private readonly db: Db;
-  private readonly stream: string;
   private readonly q;
   private readonly insert: Statement<Row>;
   private readonly reads: Record<'pageAll' | 'pageRoom' | 'sinceAll' | 'sinceRoom', Statement<Record<string, unknown>, Message>>;
@@ -82,7 +81,6 @@ export class MessageStore {
 
   constructor(db: Db, stream: string) {
     this.db = db;
-    this.stream = stream;
     const p = sql.placeholder;
     const sqlite = db.$client;
     this.q = {
@@ -116,11 +114,11 @@ export class MessageStore {
     // the shape of a Message, createdAt formatted by SQLite, so no per-row mapping in JS (about
     // 1.7x the messages/s of the same query through drizzle's row mapping).
     const read = (where: string) => sqlite.prepare<Record<string, unknown>, Message>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ${where} ORDER BY seq LIMIT @limit`);
-    // The unary + keeps SQLite from walking the created_at index for `since`: the scan goes by seq.
     // The insert is the hot write path: drizzle's parameter mapping was a fifth of a batch's cost.
     this.insert = sqlite.prepare<Row>(
       'INSERT INTO messages (seq, id, room, sender, body, created_at) VALUES (@seq, @id, @room, @sender, @body, @createdAt) ON CONFLICT DO NOTHING',
     );
+    // The unary + keeps SQLite from walking the created_at index for `since`: the scan goes by seq.
     this.reads = {
       pageAll: read('seq > @after'),
       pageRoom: read('room = @room AND seq > @after'),
@@ -147,12 +145,12 @@ export class MessageStore {
     return this.currentEpoch;
   }
 
-  /** Records the log's identity for data read before it was known (e.g. stored by an older version). */
   /** Hash of the record at lastOffset(), or null if unknown (stored by an older version). */
   lastHash(): string | null {
     return this.q.state.get()?.hash ?? null;
   }
 
+  /** Records the log's identity for data read before it was known (e.g. stored by an older version). */
   adoptEpoch(epoch: string): void {
     this.q.saveState.run({ offset: this.lastOffset(), epoch, hash: this.lastHash() });
     this.currentEpoch = epoch;

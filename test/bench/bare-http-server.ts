@@ -3,11 +3,10 @@
  * JSON body and answers 202 with the same shape as the real server, without validation or broker.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
-import { serve } from './ipc.ts';
+import { listenOnLoopback, serve } from './ipc.ts';
 
 const app = new Hono();
 app.post('/message', async (c) => {
@@ -16,10 +15,4 @@ app.post('/message', async (c) => {
 });
 const server = createAdaptorServer({ fetch: app.fetch }) as Server;
 
-serve({
-  listen: () =>
-    new Promise<{ port: number }>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as AddressInfo).port }));
-    }),
-});
+serve({ listen: () => listenOnLoopback(server) });

@@ -4,10 +4,9 @@
  * to rooms as fast as the clients keep up.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { fanOut } from './fanout-loop.ts';
-import { serve } from './ipc.ts';
+import { listenOnLoopback, serve } from './ipc.ts';
 import { bodyText, messageFrame, roomName, senderName } from './records.ts';
 import { randomUUID } from 'node:crypto';
 
@@ -66,10 +65,6 @@ async function run(a: { seconds: number; rooms: number; bodyBytes: number; maxPe
 }
 
 serve({
-  listen: () =>
-    new Promise<{ port: number }>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(0, '127.0.0.1', () => resolve({ port: (http.address() as AddressInfo).port }));
-    }),
+  listen: () => listenOnLoopback(http),
   run,
 });

@@ -31,3 +31,11 @@ export function serve(handlers: Handlers): void {
   process.on('disconnect', () => process.exit(0));
   process.send({ ready: true });
 }
+
+/** Listens on a free loopback port: the `listen` handler of every bench server process. */
+export function listenOnLoopback(server: import('node:net').Server): Promise<{ port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as import('node:net').AddressInfo).port }));
+  });
+}

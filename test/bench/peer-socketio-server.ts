@@ -5,10 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { fanOut } from './fanout-loop.ts';
-import { serve } from './ipc.ts';
+import { listenOnLoopback, serve } from './ipc.ts';
 import { bodyText, roomName, senderName } from './records.ts';
 
 const http = createServer();
@@ -53,11 +52,7 @@ async function run(a: { seconds: number; rooms: number; bodyBytes: number; maxPe
 }
 
 serve({
-  listen: () =>
-    new Promise<{ port: number }>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(0, '127.0.0.1', () => resolve({ port: (http.address() as AddressInfo).port }));
-    }),
+  listen: () => listenOnLoopback(http),
   run,
   sockets: () => io.of('/').sockets.size,
 });
