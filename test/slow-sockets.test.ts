@@ -4,13 +4,17 @@ import WebSocket from 'ws';
 import { eventually, post, testScope, WsClient, type TestNode } from './support/harness.ts';
 
 const scope = testScope('slow');
+// Two nodes, so that each behaviour is the only thing that can close its socket: on `node` the
+// ping reaper (default 30 s) cannot close the stalled reader within the test, only the buffer
+// bound can; on `reaper` pings run every second and the buffer is never at issue.
 let node: TestNode;
+let reaper: TestNode;
 
 beforeAll(async () => {
-  node = await scope.startNode({
-    WS_MAX_BUFFERED_BYTES: String(256 * 1024),
-    WS_PING_INTERVAL_MS: '1000'
-  }, 'slow.db');
+  [node, reaper] = await Promise.all([
+    scope.startNode({ WS_MAX_BUFFERED_BYTES: String(256 * 1024) }, 'slow.db'),
+    scope.startNode({ WS_PING_INTERVAL_MS: '1000' }, 'reaper.db'),
+  ]);
 });
 
 const socketCount = async () => ((await (await fetch(`${node.base}/readyz`)).json()) as { checks: { sockets: number } }).checks.sockets;
@@ -44,7 +48,7 @@ describe('sockets that cost too much are closed', () => {
   }, 90_000);
 
   it('a peer that stops answering pings is dropped', async () => {
-    const silent = await WsClient.connect(node.ws, { autoPong: false });
+    const silent = await WsClient.connect(reaper.ws, { autoPong: false });
     const { code } = await silent.closed;
     expect(code).toBe(1006); // terminated, no closing handshake
     expect(silent.ws.readyState).toBe(WebSocket.CLOSED);

@@ -102,15 +102,29 @@ describe('MessageStore (real SQLite file)', () => {
     store.append(Array.from({ length: 5000 }, (_, i) => ({ offset: i, record: rec(`m${i}`, i % 50 ? 'big' : 'small', 1_700_000_000_000 + i) })));
     const db = openDb(path).$client;
     db.exec('ANALYZE');
+    // The access path each read over `messages` must take; a new read has to be added here.
+    const expected: Record<string, RegExp> = {
+      pageAll: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      sinceAll: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      pageRoom: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
+      sinceRoom: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
+      roomHead: /USING COVERING INDEX messages_room_seq \(room=\?\)/,
+      sinceStart: /USING COVERING INDEX messages_created_at \(created_at<\?\)/,
+      head: /^SEARCH messages$/, // max(rowid): one step to the end of the table
+    };
+    const checked: string[] = [];
     for (const [name, source] of Object.entries(store.statements())) {
-      if (!/^\s*select/i.test(source)) continue;
+      if (!/^\s*select/i.test(source) || !/from "?messages"?/i.test(source)) continue;
       const sql = source.replace(/@\w+/g, '?'); // named or positional: bind 1 everywhere
       const params = (sql.match(/\?/g) ?? []).map(() => 1);
       const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
       const details = plan.map((r) => r.detail).join(' | ');
-      expect(details, name).not.toMatch(/\bSCAN messages\b(?! USING)/);
+      expect(expected[name], `no expected plan for ${name}`).toBeDefined();
+      expect(details, name).toMatch(expected[name]!);
       expect(details, name).not.toMatch(/TEMP B-TREE/);
+      checked.push(name);
     }
+    expect(checked.sort()).toEqual(Object.keys(expected).sort());
   });
 
   it('learns the epoch from the first epoch record only, and resets to a new log keeping a backup', () => {
