@@ -1,7 +1,8 @@
 import type { RateLimiter } from './auth/rate-limit.ts';
 import type { Principal } from './auth/tokens.ts';
 import type { Publish } from './broker/publisher.ts';
-import { encodeLogRecord, messageInputSchema, toLogRecord } from './domain/message.ts';
+import { messageInputSchema } from './domain/message.ts';
+import { decodeRecord, encodeRecord, messageRecord } from './domain/records.ts';
 import { AppError, forbiddenRoom } from './errors.ts';
 
 export interface Accepted {
@@ -9,6 +10,8 @@ export interface Accepted {
   room: string;
   sender: string;
   createdAt: string;
+  /** Echoed when the post carried an idempotency key. */
+  key?: string;
   status: 'accepted';
 }
 
@@ -25,7 +28,13 @@ export const validationFailed = (fields: FieldError[]) =>
  * from the sender's rate limit, publish with confirm. Order matters: a request refused at any
  * step publishes nothing and does not count against the limit.
  */
-export function createAcceptor(deps: { publish: Publish; limiter: RateLimiter; maxMessageBytes: number }): Accept {
+export function createAcceptor(deps: {
+  publish: Publish;
+  limiter: RateLimiter;
+  maxMessageBytes: number;
+  /** The message this node stores under `id`, if any: tells a retry from a reused key. */
+  stored?: (id: string) => { room: string; body: string; createdAt: string } | undefined;
+}): Accept {
   const schema = messageInputSchema(deps.maxMessageBytes);
   return async (input, principal) => {
     const parsed = schema.safeParse(input);
@@ -47,6 +56,18 @@ export function createAcceptor(deps: { publish: Publish; limiter: RateLimiter; m
     } else if (sender === undefined) {
       throw validationFailed([{ field: 'sender', message: 'is required' }]);
     }
+    const record = messageRecord({ ...msg, sender });
+    if (msg.key !== undefined) {
+      // A retry of a post this node already stores is answered as the first time (no second
+      // publish); the same key with other content is a client bug that would lose a message.
+      const first = deps.stored?.(record.id);
+      if (first && (first.room !== record.room || first.body !== record.body)) {
+        throw new AppError('idempotency_conflict', `key "${msg.key}" was already used by "${sender}" for a different message (room or body differs).`, {
+          details: { key: msg.key, id: record.id },
+        });
+      }
+      if (first) return { id: record.id, room: record.room, sender, createdAt: first.createdAt, key: msg.key, status: 'accepted' };
+    }
     const wait = deps.limiter.take(sender);
     if (wait > 0) {
       throw new AppError('rate_limited', `Too many messages from "${sender}"; retry in ${wait} s.`, {
@@ -54,8 +75,13 @@ export function createAcceptor(deps: { publish: Publish; limiter: RateLimiter; m
         details: { retryAfter: wait },
       });
     }
-    const record = toLogRecord({ ...msg, sender });
-    await deps.publish(encodeLogRecord(record));
-    return { id: record.id, room: record.room, sender, createdAt: new Date(record.createdAt).toISOString(), status: 'accepted' };
+    const encoded = encodeRecord(record);
+    // One rule for accepting and storing: what every node's decoder would skip is never published
+    // (and so never answered 202). Cheap next to the publish; structural, not a promise of tests.
+    if (decodeRecord(encoded).status !== 'ok') throw validationFailed([{ field: '(message)', message: 'would not be stored by the log decoder' }]);
+    await deps.publish(encoded);
+    const accepted: Accepted = { id: record.id, room: record.room, sender, createdAt: new Date(record.createdAt).toISOString(), status: 'accepted' };
+    if (record.key !== undefined) accepted.key = record.key;
+    return accepted;
   };
 }

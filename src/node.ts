@@ -1,15 +1,26 @@
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { createAdaptorServer } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { createAcceptor } from './accept.ts';
+import { createMarkRead } from './mark-read.ts';
+import { listRooms } from './store/conversations.ts';
 import { RateLimiter } from './auth/rate-limit.ts';
 import { verifyToken } from './auth/tokens.ts';
-import { connectBroker } from './broker/connection.ts';
+import { connectBroker, streamLength } from './broker/connection.ts';
 import { StreamConsumer } from './broker/consumer.ts';
 import { createPublisher } from './broker/publisher.ts';
-import type { Config } from './config.ts';
+import { connectSignalBus } from './broker/signals.ts';
+import { ConfigError, type Config } from './config.ts';
 import { createApp } from './http/app.ts';
+import { corsMiddleware, originAllowed } from './http/cors.ts';
+import { hardenServer, serverOptions } from './http/server.ts';
+import { AppError } from './errors.ts';
+import { guard } from './guard.ts';
+import { metricsRoutes, observeRequests } from './http/operations.ts';
+import { apiDocRoutes } from './http/api-docs.ts';
+import { Metrics } from './metrics.ts';
 import { Hub } from './hub/hub.ts';
+import { LiveSignals } from './hub/live-signals.ts';
 import { attachWebSocket } from './hub/websocket.ts';
 import type { Logger } from './log.ts';
 import { startCheckpointer } from './store/checkpointer.ts';
@@ -22,63 +33,102 @@ export interface RunningNode {
   port: number;
   /** Graceful stop: stop accepting, finish in-flight work, close sockets (1001), broker, database. */
   stop(): Promise<void>;
+  /** The HTTP routes the app serves (method + Hono path), e.g. for checking the API documents cover them. */
+  routes(): { method: string; path: string }[];
 }
 
 /**
  * The composition root: builds every part, wires them in the one direction data flows
  * (http -> broker -> consumer -> store -> hub), and stops them in reverse order.
  */
-export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
-  const db = openDb(config.databasePath);
+export async function startNode(config: Config, log: Logger, metrics = new Metrics()): Promise<RunningNode> {
+  const db = openOrExplain(config.databasePath);
   const store = new MessageStore(db, config.streamName);
+  store.apply = metrics.timeCommits(store.apply.bind(store));
   const checkpointer = startCheckpointer(config.databasePath, (pages) => db.$client.pragma(`wal_autocheckpoint = ${pages}`), log);
 
   const hub = new Hub({
     roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
     roomHead: (room) => store.roomHead(room),
+    lastCursor: (room, n) => store.lastCursor(room, n),
     epoch: () => store.epoch(),
   });
 
-  const broker = connectBroker(config.rabbitmqUrl, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
+  const broker = connectBroker(config.rabbitmqUrls, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
   const replica = new Replica(store, hub, log, config.databasePath);
   const consumer = new StreamConsumer({
     broker,
-    stream: { name: config.streamName, maxAge: config.streamMaxAge },
+    stream: { name: config.streamName, maxAge: config.streamMaxAge, replicas: config.streamReplicas },
     prefetch: config.consumerPrefetch,
     log,
-    handler: replica,
+    sink: replica,
   });
   consumer.start();
+  // Typing and presence: their own queue and channel, never the log's; a failure there only drops signals.
+  const signalBus = connectSignalBus(broker, config.streamName, log);
+  const live = new LiveSignals(signalBus, log, {
+    heartbeatMs: config.presenceHeartbeatMs,
+    ttlMs: config.presenceTtlMs,
+    queryWaitMs: config.presenceQueryWaitMs,
+  });
   const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached());
+  const publish = metrics.timeConfirms(publisher.publish);
 
   // The app is built below; requests only arrive after listen().
-  const server = createAdaptorServer({ fetch: (req, env) => app.fetch(req, env) }) as Server;
+  const limits = { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs, maxConnections: config.maxConnections };
+  const listener = getRequestListener((req, env) => app.fetch(req, env), {
+    // A request the adaptor cannot even turn into a Request (bad Host, bad URL): JSON like the rest.
+    errorHandler: (err) => {
+      log.debug({ err }, 'request could not be read');
+      return Response.json(new AppError('bad_request').toJSON(), { status: 400 });
+    },
+  });
+  const server = createServer(
+    serverOptions(limits),
+    guard(log, 'request', listener, (_err, _req, res) => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json', Connection: 'close' });
+      res.end(JSON.stringify(new AppError('internal').toJSON()));
+    }),
+  );
+  hardenServer(server, limits, log);
   const limiter = new RateLimiter(config.rateLimitPerMinute);
-  const accept = createAcceptor({ publish: publisher.publish, limiter, maxMessageBytes: config.maxMessageBytes });
+  const accept = metrics.countPosts(createAcceptor({ publish, limiter, maxMessageBytes: config.maxMessageBytes, stored: (id) => store.byId(id) }));
+  const markRead = createMarkRead({ publish, limiter });
   const secret = config.authSecret;
   const authenticate = secret ? (token: string) => verifyToken(token, secret) : undefined;
 
   const sockets = attachWebSocket(
     server,
-    { hub, accept, authenticate, log },
+    { hub, live, accept, markRead, authenticate, log },
     {
       maxPayload: 16 * 1024 + config.maxMessageBytes * 6,
       pingIntervalMs: config.wsPingIntervalMs,
       maxBufferedBytes: config.wsMaxBufferedBytes,
       maxSubscriptions: config.wsMaxSubscriptions,
       maxSocketsPerUser: config.wsMaxSocketsPerUser,
+      maxSocketsPerIp: config.wsMaxSocketsPerIp,
       frameBurst: 200,
       framesPerSecond: 50,
       authTimeoutMs: 5000,
+      originAllowed: (origin) => originAllowed(config.corsOrigins, origin),
+      observe: { opened: () => metrics.socketOpened(), closed: (code) => metrics.socketClosed(code) },
     },
   );
   const app = createApp({
     accept,
     authenticate,
     readPage: (q) => store.page(q),
+    readBefore: (room, before, limit) => store.before(room, before, limit),
+    markRead,
+    listRooms: (q) => listRooms(store.readState, q),
     epoch: () => store.epoch(),
+    presence: (room) => live.presence(room),
     maxMessageBytes: config.maxMessageBytes,
     log,
+    demo: config.demoPage,
+    before: [observeRequests(log, metrics), corsMiddleware(config.corsOrigins)].filter((m) => m !== undefined),
+    routes: [metricsRoutes(metrics, config.metricsToken), apiDocRoutes(config.maxMessageBytes)],
+    metricsToken: config.metricsToken,
     readiness: () => {
       const consumerStatus = consumer.status();
       const checks = {
@@ -88,14 +138,24 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         ...replica.status(),
         sockets: sockets.connections,
       };
-      return { ok: db.$client.open && consumer.ready(), checks };
+      const failing = [!db.$client.open && 'database', !broker.ready() && 'broker', !consumer.ready() && 'consumer'].filter((f) => f !== false);
+      return { ok: db.$client.open && consumer.ready(), checks, failing };
     },
   });
 
+  metrics.attach({
+    sockets: () => sockets.connections,
+    hub: () => ({ ...hub.stats, delivered: hub.delivered, subscribes: hub.subscribes }),
+    brokerConnected: () => broker.ready(),
+    storedThrough: () => store.lastOffset() + 1,
+    skippedRecords: () => replica.invalidRecords,
+    streamLength: () => streamLength(broker, config.streamName),
+  });
+
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenProblem(err as NodeJS.ErrnoException, config)));
     server.listen(config.port, config.host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });
@@ -113,6 +173,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await sockets.close();
       await httpClosed;
       clearTimeout(forced);
+      live.stop(); // after the sockets: their leaves went out; now the goodbye
+      await signalBus.stop();
       await consumer.stop();
       await publisher.close().catch(() => {});
       await broker.conn.close().catch(() => {});
@@ -121,5 +183,24 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       log.info('stopped');
     })());
 
-  return { port, stop };
+  return { port, stop, routes: () => app.routes.map(({ method, path }) => ({ method, path })) };
+}
+
+/** The database file, or a ConfigError naming DATABASE_PATH (a folder not writable, a file not a database, ...). */
+function openOrExplain(path: string) {
+  try {
+    return openDb(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`DATABASE_PATH ${JSON.stringify(path)} cannot be opened for writing: ${e.code && !e.message.startsWith(e.code) ? `${e.code} ` : ''}${e.message}`);
+  }
+}
+
+/** A listen failure as one line naming the setting to change. */
+function listenProblem(err: NodeJS.ErrnoException, config: Config): Error {
+  const where = `${config.host}:${config.port}`;
+  if (err.code === 'EADDRINUSE') return new ConfigError(`PORT ${config.port} is already in use on HOST ${config.host}: stop the other process or set PORT to a free port`);
+  if (err.code === 'EACCES') return new ConfigError(`PORT ${config.port} needs privileges this process lacks (${where}): use a port above 1023`);
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') return new ConfigError(`HOST ${config.host} is not an address of this machine: ${err.message}`);
+  return err;
 }

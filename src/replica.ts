@@ -1,21 +1,33 @@
-import { createHash } from 'node:crypto';
-import type { Delivery, LogHandler } from './broker/consumer.ts';
+import type { Committed, Delivery, LogSink } from './broker/consumer.ts';
 import { CLOSE } from './errors.ts';
-import { decodeLogRecord, type Message } from './domain/message.ts';
+import { decodeRecord, seqOf } from './domain/records.ts';
 import type { Hub } from './hub/hub.ts';
+import {
+  fingerprint,
+  judgeBatch,
+  judgeFirstRecord,
+  needsFirstRecord,
+  subscriptionStart,
+  type ReadCursor,
+  type StoredPosition,
+} from './log-continuity.ts';
 import type { Logger } from './log.ts';
-import type { LogEntry, MessageStore } from './store/messages.ts';
+import type { Applied, LogEntry, MessageStore } from './store/messages.ts';
+
+const NOTHING: Applied = { messages: [], reads: [] };
 
 /**
  * This node's copy of the log: turns what the consumer reads into store writes and hub pushes,
- * and watches the log's continuity (re-created stream, offsets lost to retention, records that
- * are not messages). Knows the store and the hub; the consumer knows neither.
+ * and carries out what log-continuity.ts decides (re-created stream, offsets lost to retention)
+ * and skips records it cannot apply. Knows the store and the hub; the consumer knows neither.
  */
-export class Replica implements LogHandler<Message[]> {
+export class Replica implements LogSink<Applied> {
   private readonly store: MessageStore;
   private readonly hub: Hub;
   private readonly log: Logger;
   private readonly databasePath: string;
+  /** Where the current subscription stands; set by open(). */
+  private cursor: ReadCursor = { expected: 0, anchor: -1, anchorHash: null };
   invalidRecords = 0;
 
   constructor(store: MessageStore, hub: Hub, log: Logger, databasePath: string) {
@@ -26,63 +38,68 @@ export class Replica implements LogHandler<Message[]> {
     for (const g of store.gaps()) this.warnGap(g.fromOffset, g.toOffset, 'known gap in this node\'s copy of the log');
   }
 
-  startOffset(): number {
-    return this.store.lastOffset() + 1;
+  probe(): void {
+    this.store.probeWrite();
   }
 
-  /** Decodes and stores one batch (one transaction); returns the new messages, to push. */
-  persist(batch: Delivery[]): Message[] {
+  async open(peekFirst: () => Promise<Delivery | undefined>): Promise<{ from: number; next: number }> {
+    const before = this.position();
+    if (needsFirstRecord(before)) {
+      const first = await peekFirst();
+      const decoded = first && decodeRecord(first.body);
+      const verdict = judgeFirstRecord(before, first && { offset: first.offset, record: decoded?.status === 'ok' ? decoded.record : undefined });
+      if (verdict.action === 'adopt') this.store.adoptEpoch(verdict.epoch);
+      else if (verdict.action === 'reset') this.reset(verdict.epoch, verdict.why);
+    }
+    const { from, cursor } = subscriptionStart(this.position());
+    this.cursor = cursor;
+    return { from, next: cursor.expected };
+  }
+
+  commit(batch: Delivery[]): Committed<Applied> {
+    const verdict = judgeBatch(this.cursor, batch);
+    if (verdict.action === 'reset') {
+      this.reset(null, verdict.why);
+      return { resubscribe: true, error: verdict.error };
+    }
+    this.cursor = verdict.cursor;
+    if (verdict.gap) {
+      const { from, to } = verdict.gap;
+      this.store.recordGap(from, to);
+      this.warnGap(from, to, 'stream offsets missing: the stream dropped them (retention) before this node read them');
+    }
+    return { resubscribe: false, result: verdict.skip === batch.length ? NOTHING : this.append(verdict.skip === 0 ? batch : batch.slice(verdict.skip)) };
+  }
+
+  deliver(applied: Applied): void {
+    if (applied.messages.length > 0) this.hub.push(applied.messages);
+    if (applied.reads.length > 0) this.hub.publishReads(applied.reads);
+  }
+
+  /** Decodes and applies one batch (one transaction); returns the new messages and moved read markers, to push. */
+  private append(batch: Delivery[]): Applied {
     const entries: LogEntry[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const { offset, body } = batch[i]!;
-      const decoded = decodeLogRecord(body);
-      if (decoded?.kind === 'message') entries[i] = { offset, record: decoded.record };
-      else if (decoded?.kind === 'epoch') entries[i] = { offset, epoch: decoded.epoch };
+      const decoded = decodeRecord(body);
+      if (decoded.status === 'ok') entries[i] = { offset, record: decoded.record };
       else {
+        // Skipped and counted, never fatal: a newer node may write kinds this one does not know.
         if (offset > this.store.lastOffset()) {
           this.invalidRecords++;
-          this.log.warn({ offset, bytes: body.length }, 'skipping a stream record that is not a valid message');
+          if (decoded.status === 'unknown') this.log.warn({ offset, kind: decoded.kind, v: decoded.v }, 'skipping a stream record of a kind this node does not know');
+          else this.log.warn({ offset, bytes: body.length }, 'skipping a stream record that is not a valid message');
         }
         entries[i] = { offset };
       }
     }
     // The last record's fingerprint lets the next subscribe prove the log is still the same one.
-    if (batch.length > 0) entries[batch.length - 1]!.hash = fingerprint(batch[batch.length - 1]!.body);
-    return this.store.append(entries);
+    entries[batch.length - 1]!.hash = fingerprint(batch[batch.length - 1]!.body);
+    return this.store.apply(entries);
   }
 
-  /**
-   * The record at this node's last offset, read again at subscribe: if it is not the one stored,
-   * the stream was re-created (and has grown past this node's position). False means: reset done.
-   */
-  checkAnchor(anchor: Delivery): boolean {
-    const known = this.store.lastHash();
-    if (known === null || anchor.offset !== this.store.lastOffset() || fingerprint(anchor.body) === known) return true;
-    this.reset(null, `the record at offset ${anchor.offset} is not the one this node stored there`);
-    return false;
-  }
-
-  deliver(stored: Message[]): void {
-    this.hub.publish(stored);
-  }
-
-  /** Compares the stream's first record with the log this node's offsets belong to. */
-  checkFirst(first: Delivery | undefined): void {
-    if (!first || first.offset !== 0) return; // empty, or its head was removed by retention
-    const decoded = decodeLogRecord(first.body);
-    if (decoded?.kind !== 'epoch') return;
-    const mine = this.store.epoch();
-    if (mine === null) this.store.adoptEpoch(decoded.epoch);
-    else if (mine !== decoded.epoch) this.reset(decoded.epoch, `the stream's epoch is ${decoded.epoch}, this node's data is from epoch ${mine}`);
-  }
-
-  onRewind(requested: number, got: number): void {
-    this.reset(null, `the stream delivered offset ${got} where this node expected ${requested}: it is shorter than what this node has read`);
-  }
-
-  onGap(from: number, to: number): void {
-    this.store.recordGap(from, to);
-    this.warnGap(from, to, 'stream offsets missing: the stream dropped them (retention) before this node read them');
+  private position(): StoredPosition {
+    return { lastOffset: this.store.lastOffset(), lastHash: this.store.lastHash(), epoch: this.store.epoch() };
   }
 
   status() {
@@ -91,12 +108,12 @@ export class Replica implements LogHandler<Message[]> {
       epoch: this.store.epoch(),
       lastOffset: this.store.lastOffset(),
       invalidRecords: this.invalidRecords,
-      ...(gaps.length > 0 ? { missingSeqs: gaps.map((g) => ({ from: g.fromOffset + 1, to: g.toOffset + 1 })) } : {}),
+      ...(gaps.length > 0 ? { missingSeqs: gaps.map((g) => ({ from: seqOf(g.fromOffset), to: seqOf(g.toOffset) })) } : {}),
     };
   }
 
   private warnGap(from: number, to: number, msg: string): void {
-    this.log.error({ fromSeq: from + 1, toSeq: to + 1, count: to - from + 1 }, msg);
+    this.log.error({ fromSeq: seqOf(from), toSeq: seqOf(to), count: to - from + 1 }, msg);
   }
 
   /**
@@ -112,4 +129,3 @@ export class Replica implements LogHandler<Message[]> {
   }
 }
 
-const fingerprint = (body: Buffer) => createHash('sha1').update(body).digest('base64url');

@@ -23,7 +23,7 @@ describe('WAL checkpoints off the event loop', () => {
     const before = statSync(path).size;
     let offset = 0;
     for (let b = 0; b < 50; b++) {
-      store.append(Array.from({ length: 100 }, () => ({ offset, record: { id: `m${offset++}`, room: 'r', sender: 's', body: 'x'.repeat(500), createdAt: Date.now() } })));
+      store.append(Array.from({ length: 100 }, () => ({ offset, record: { kind: 'message' as const, id: `m${offset++}`, room: 'r', sender: 's', body: 'x'.repeat(500), createdAt: Date.now() } })));
     }
     // Only a checkpoint moves pages from the WAL into the main file, and this thread does none.
     await eventually(() => (statSync(path).size > before + 1_000_000 ? true : undefined), 10_000, 'the main file to grow');

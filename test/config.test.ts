@@ -9,14 +9,34 @@ describe('configuration', () => {
     expect(loadConfig({})).toMatchObject({
       port: 3000,
       host: '0.0.0.0',
-      rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      rabbitmqUrls: ['amqp://guest:guest@127.0.0.1:5672'],
       databasePath: './data/chat.db',
       streamName: 'chat.messages',
       logLevel: 'info',
       maxMessageBytes: 4096,
       authSecret: undefined,
       rateLimitPerMinute: 600,
+      streamReplicas: undefined,
     });
+  });
+
+  it('reads RABBITMQ_URL as a comma-separated list of cluster nodes, and STREAM_REPLICAS', () => {
+    const c = loadConfig({ RABBITMQ_URL: 'amqp://u:p@rmq1:5672/chat, amqp://u:p@rmq2:5673/chat,amqp://u:p@rmq3/chat', STREAM_REPLICAS: '3' });
+    expect(c.rabbitmqUrls).toEqual(['amqp://u:p@rmq1:5672/chat', 'amqp://u:p@rmq2:5673/chat', 'amqp://u:p@rmq3/chat']);
+    expect(c.streamReplicas).toBe(3);
+  });
+
+  it.each([
+    ['amqp://u:p@a:5672,http://u:p@b:5672', /^invalid RABBITMQ_URL: every URL in the list must start with amqp:\/\/ or amqps:\/\/ \(entry 2 does not\)/],
+    ['amqp://u:p@a:5672,', /^invalid RABBITMQ_URL: every URL in the list must start with amqp:\/\/ or amqps:\/\/ \(entry 2 does not\)/],
+    ['amqp://u:p@a:5672,amqp://u:other@b:5672', /^invalid RABBITMQ_URL: the URLs of a cluster must share scheme, user, password, vhost/],
+    ['amqp://u:p@a:5672/x,amqps://u:p@b:5671/x', /^invalid RABBITMQ_URL: the URLs of a cluster must share scheme/],
+  ])('refuses RABBITMQ_URL=%s with one line naming the variable', (value, message) => {
+    expect(() => loadConfig({ RABBITMQ_URL: value })).toThrow(message);
+  });
+
+  it('never shows a broker password in the error', () => {
+    expect(() => loadConfig({ RABBITMQ_URL: 'amqp://u:secret@a:5672,ftp://u:secret@b' })).toThrow(/\(got "amqp:\/\/u:\*\*\*@a:5672,ftp:\/\/u:\*\*\*@b"\)$/);
   });
 
   it.each([
@@ -27,6 +47,8 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud'],
     ['MAX_MESSAGE_BYTES', '0'],
     ['RATE_LIMIT_PER_MINUTE', '-5'],
+    ['STREAM_REPLICAS', '0'],
+    ['STREAM_REPLICAS', '2.5'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}:`));

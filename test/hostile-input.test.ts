@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { eventually, post, readAll, readyz, testScope, WsClient, type TestNode } from './support/harness.ts';
+import { eventually, post, readyz, storedCount, testScope, WsClient, type TestNode } from './support/harness.ts';
 
 const scope = testScope('hostile');
 let node: TestNode;
@@ -12,8 +12,7 @@ beforeAll(async () => {
 
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
 
-describe('hostile HTTP input (beyond the contract errors in http-errors.test.ts)', () => {
-  it.each([
+const HOSTILE_POSTS: [string, unknown, number, string][] = [
     ['an extra huge field', { room: 'r', sender: 'a', body: 'b', junk: 'x'.repeat(200_000) }, 413, 'too_large'],
     ['a huge room', { room: 'r'.repeat(100_000), sender: 'a', body: 'b' }, 413, 'too_large'],
     ['a nested object as body', { room: 'r', sender: 'a', body: { nested: true } }, 400, 'validation_failed'],
@@ -22,7 +21,10 @@ describe('hostile HTTP input (beyond the contract errors in http-errors.test.ts)
     ['an empty body', '', 400, 'invalid_json'],
     ['a sender with C1 control', { room: 'r', sender: 'a\u0085b', body: 'b' }, 400, 'validation_failed'],
     ['a room with unicode', { room: 'général', sender: 'a', body: 'b' }, 400, 'validation_failed'],
-  ])('POST with %s -> %s %s', async (_name, body, status, code) => {
+];
+
+describe('hostile HTTP input (beyond the contract errors in http-errors.test.ts)', () => {
+  it.each(HOSTILE_POSTS)('POST with %s -> %s %s', async (_name, body, status, code) => {
     const res = await post(node.base, body);
     expect(res.status).toBe(status);
     const err = await errorOf(res);
@@ -72,7 +74,8 @@ describe('hostile WebSocket input', () => {
   it('a subscribe storm is bounded by the subscription limit, and the socket stays usable', async () => {
     const c = await WsClient.connect(node.ws);
     for (let i = 0; i < 150; i++) c.send({ type: 'subscribe', room: `storm-${i}` });
-    await c.until(() => c.frames.length >= 150 || undefined);
+    // Each subscribe is answered by `subscribed` (then `presence`) or by an error.
+    await c.until(() => c.frames.filter((f) => f.type !== 'presence').length >= 150 || undefined);
     expect(c.frames.filter((f) => f.type === 'subscribed')).toHaveLength(100);
     expect(c.frames.filter((f) => f.type === 'error' && f.code === 'too_many_subscriptions')).toHaveLength(50);
     c.send({ type: 'unsubscribe', room: 'storm-0' });
@@ -84,10 +87,18 @@ describe('hostile WebSocket input', () => {
   it('a frame flood gets one rate_limited error, then the socket is closed with 1008; others are unaffected', async () => {
     const other = await WsClient.connect(node.ws);
     const flood = await WsClient.connect(node.ws);
+    const floodStarted = performance.now();
     for (let i = 0; i < 1000; i++) flood.send({ type: 'ping' });
     expect((await flood.closed).code).toBe(1008);
-    expect(flood.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited')).toHaveLength(1);
-    expect(flood.frames.filter((f) => f.type === 'pong').length).toBeLessThanOrEqual(200);
+    const floodSeconds = (performance.now() - floodStarted) / 1000;
+    // The burst (200), plus what the bucket refilled (50/s) while the flood was being read: on a
+    // busy machine reading 1000 frames takes long enough for a few tokens to come back, and each
+    // frame let through between drops starts a new run of drops (one error frame per run).
+    const refilled = Math.ceil(50 * floodSeconds);
+    const errors = flood.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited').length;
+    expect(errors).toBeGreaterThanOrEqual(1);
+    expect(errors).toBeLessThanOrEqual(1 + refilled);
+    expect(flood.frames.filter((f) => f.type === 'pong').length).toBeLessThanOrEqual(200 + refilled);
     const started = Date.now();
     other.send({ type: 'ping' });
     await other.next((f) => f.type === 'pong');
@@ -95,22 +106,37 @@ describe('hostile WebSocket input', () => {
     other.close();
   });
 
+  it('a steady flood (one frame per millisecond) is closed with 1008, not answered rate_limited forever', async () => {
+    const flood = await WsClient.connect(node.ws);
+    const timer = setInterval(() => flood.ws.readyState === WebSocket.OPEN && flood.send({ type: 'ping' }), 1);
+    try {
+      expect((await flood.closed).code).toBe(1008);
+    } finally {
+      clearInterval(timer);
+    }
+    expect(flood.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited')).toHaveLength(1);
+  });
+
   it('sockets opened in a loop are all served or refused cleanly, and the server stays responsive', async () => {
     const base = (await readyz(node.base)).checks.sockets as number;
+    // The probe holds its slot first: past WS_MAX_SOCKETS_PER_IP (200) the loop's sockets are closed 4429.
+    const probe = await WsClient.connect(node.ws);
     const opened: WebSocket[] = [];
+    const refused: number[] = [];
     for (let i = 0; i < 300; i++) {
       const ws = new WebSocket(node.ws);
       ws.on('error', () => {});
+      ws.on('close', (code) => code === 4429 && refused.push(code));
       opened.push(ws);
     }
     await Promise.all(opened.map((ws) => new Promise((r) => (ws.readyState === WebSocket.OPEN ? r(null) : ws.once('open', r).once('close', r)))));
     const started = Date.now();
     expect((await fetch(`${node.base}/healthz`)).status).toBe(200);
-    const probe = await WsClient.connect(node.ws);
     probe.send({ type: 'ping' });
     await probe.next((f) => f.type === 'pong');
     expect(Date.now() - started).toBeLessThan(1000);
     probe.close();
+    await eventually(async () => (refused.length >= 100 ? true : undefined), 10_000, 'the sockets past the cap to be closed 4429');
     for (const ws of opened) ws.terminate();
     await eventually(async () => (((await readyz(node.base)).checks.sockets as number) <= base ? true : undefined), 10_000, 'sockets to be released');
   });
@@ -126,8 +152,26 @@ describe('hostile WebSocket input', () => {
   });
 });
 
-describe('after all of that', () => {
-  it('nothing was stored', async () => {
-    expect(await readAll(node.base)).toEqual([]);
+describe('hostile input reaches nothing', () => {
+  it('none of it is stored or even written to the log: the next valid message is the log\'s next record', async () => {
+    const before = (await readyz(node.base)).checks.lastOffset as number;
+    for (const [, body, status] of HOSTILE_POSTS) expect((await post(node.base, body)).status).toBe(status);
+    const c = await WsClient.connect(node.ws);
+    for (const frame of [
+      { type: 'publish', room: 'r', body: { nested: true } },
+      { type: 'publish', room: 'no spaces', sender: 'a', body: 'b' },
+      { type: 'publish', room: 'r', sender: 'a\u0085b', body: 'b' },
+      { type: 'publish', room: 'r', sender: 'a', body: '', id: 'empty' },
+    ]) {
+      const from = c.frames.length;
+      c.send(frame);
+      expect(await c.next((f) => f.type === 'error', 10_000, from)).toMatchObject({ code: 'validation_failed' });
+    }
+    c.close();
+    const res = await post(node.base, { room: 'hostile-after', sender: 'a', body: 'the one valid message', id: 'hostile-sentinel' });
+    expect(res.status).toBe(202);
+    const [stored] = await storedCount(node.base, 1, 'hostile-after');
+    expect(stored).toMatchObject({ id: 'hostile-sentinel', seq: before + 2 }); // seq = offset + 1
+    expect((await readyz(node.base)).checks.lastOffset).toBe(before + 1);
   });
 });

@@ -13,11 +13,17 @@ describe('RateLimiter (per sender, per minute)', () => {
   });
 
   it('keeps memory bounded: idle senders are forgotten, and the map never exceeds its size', () => {
-    const limiter = new RateLimiter(60, 3);
+    // One message a minute: a sender still remembered has to wait; a forgotten one starts afresh.
+    const limiter = new RateLimiter(1, 3);
     for (const s of ['a', 'b', 'c']) limiter.take(s, 0);
     limiter.take('d', 60_000); // a, b and c have refilled: swept
     expect(limiter.size).toBe(1);
-    for (const s of ['e', 'f', 'g', 'h']) limiter.take(s, 60_000); // all active: the oldest go
-    expect(limiter.size).toBeLessThanOrEqual(3);
+    for (const s of ['e', 'f', 'g', 'h']) limiter.take(s, 60_000); // all active: the oldest (d, e) go
+    expect(limiter.size).toBe(3);
+    expect(['f', 'g', 'h'].map((s) => limiter.take(s, 60_000))).toEqual([60, 60, 60]);
+    expect(limiter.size).toBe(3);
+    expect(limiter.take('d', 60_000)).toBe(0);
+    expect(limiter.take('e', 60_000)).toBe(0);
+    expect(limiter.size).toBe(3);
   });
 });

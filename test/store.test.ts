@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogRecord } from '../src/domain/message.ts';
+import type { MessageRecord } from '../src/domain/records.ts';
 import { openDb } from '../src/store/db.ts';
 import { MessageStore, SINCE_SKEW_MS, StreamMismatchError } from '../src/store/messages.ts';
 import { tempDir } from './support/harness.ts';
 
-const rec = (id: string, room = 'general', createdAt = 1_700_000_000_000): LogRecord => ({ id, room, sender: 'ana', body: `body ${id}`, createdAt });
+const rec = (id: string, room = 'general', createdAt = 1_700_000_000_000): MessageRecord => ({ kind: 'message', id, room, sender: 'ana', body: `body ${id}`, createdAt });
 
 describe('MessageStore (real SQLite file)', () => {
   const dirs: { remove(): void }[] = [];
@@ -111,6 +111,8 @@ describe('MessageStore (real SQLite file)', () => {
       roomHead: /USING COVERING INDEX messages_room_seq \(room=\?\)/,
       sinceStart: /USING COVERING INDEX messages_created_at \(created_at<\?\)/,
       head: /^SEARCH messages$/, // max(rowid): one step to the end of the table
+      beforeRoom: /USING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
+      lastStart: /USING COVERING INDEX messages_room_seq \(room=\?\)/,
     };
     const checked: string[] = [];
     for (const [name, source] of Object.entries(store.statements())) {
@@ -130,8 +132,8 @@ describe('MessageStore (real SQLite file)', () => {
   it('learns the epoch from the first epoch record only, and resets to a new log keeping a backup', () => {
     const { store, path } = open();
     store.append([
-      { offset: 0, epoch: 'first' },
-      { offset: 1, epoch: 'racer' }, // a second creator's record: same log
+      { offset: 0, record: { kind: 'epoch', epoch: 'first' } },
+      { offset: 1, record: { kind: 'epoch', epoch: 'racer' } }, // a second creator's record: same log
       { offset: 2, record: rec('a') },
     ]);
     expect(store.epoch()).toBe('first');

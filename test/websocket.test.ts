@@ -60,13 +60,15 @@ describe('WebSocket /ws', () => {
   });
 
   it('without after, only messages from now on; head of an empty room is 0', async () => {
+    await send('from-now', 'before');
+    const [before] = await storedCount(node.base, 1, 'from-now');
     const c = await WsClient.connect(node.ws);
-    c.send({ type: 'subscribe', room: 'replay' });
+    c.send({ type: 'subscribe', room: 'from-now' });
     const sub = await c.next((f) => f.type === 'subscribed');
-    expect(sub.head).toBeGreaterThan(0);
+    expect(sub.head).toBe(before!.seq);
     c.send({ type: 'subscribe', room: 'empty-room' });
     expect(await c.next((f) => f.type === 'subscribed' && f.room === 'empty-room')).toMatchObject({ head: 0 });
-    await send('replay', 'fresh');
+    await send('from-now', 'fresh');
     await c.next((f) => f.type === 'message');
     expect(c.messages().map((m) => m.body)).toEqual(['fresh']);
     c.close();

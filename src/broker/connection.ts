@@ -18,10 +18,16 @@ export interface Broker {
  * One AMQP connection per node, shared by publisher and consumer. rabbitmq-client reconnects
  * by itself; heartbeats (sent every heartbeat/2 s, two missed = dead) make a cut or stalled TCP
  * link noticed within about `heartbeatSeconds`.
+ *
+ * `urls` names the nodes of one cluster (they share credentials and vhost; config checks that).
+ * rabbitmq-client takes them as `hosts` and tries the next one at every (re)connect, round-robin:
+ * when the node we are on dies, the next attempt goes to the next node in the list.
  */
-export function connectBroker(url: string, log: Logger, name: string, heartbeatSeconds: number): Broker {
+export function connectBroker(urls: readonly string[], log: Logger, name: string, heartbeatSeconds: number): Broker {
+  const url = urls[0]!;
   const conn = new Connection({
     url,
+    hosts: urls.map(hostPort),
     connectionName: name,
     heartbeat: heartbeatSeconds,
     connectionTimeout: 5000,
@@ -31,12 +37,20 @@ export function connectBroker(url: string, log: Logger, name: string, heartbeatS
     // Without it small publishes and acks wait for Nagle's ~40 ms timer.
     noDelay: true,
   });
+  // rabbitmq-client keeps its socket private; we read it for the peer's address and for corking.
+  const socket = () => (conn as unknown as { _socket?: Socket })._socket;
   let wasUp = false;
   conn.on('connection', () => {
     wasUp = true;
-    log.info({ url: redact(url) }, 'broker connected');
+    const s = socket();
+    log.info({ node: s ? `${s.remoteAddress}:${s.remotePort}` : undefined }, 'broker connected');
   });
   conn.on('error', (err) => {
+    if (err?.code === 'ACCESS_REFUSED') {
+      // Not an outage: retrying will not help until the URL is fixed.
+      log.error({ err: { message: err.message, code: err.code }, url: redact(url) }, 'broker refused the login: check RABBITMQ_URL credentials (user, password, vhost)');
+      return;
+    }
     log.warn({ err: { message: err?.message, code: err?.code } }, wasUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying');
   });
   let blocked = false;
@@ -52,7 +66,6 @@ export function connectBroker(url: string, log: Logger, name: string, heartbeatS
   // rabbitmq-client has no public cork, and its `ready` reads a corked socket as blocked;
   // `corked` tells our cork apart from a real block.
   let corked: Socket | undefined;
-  const socket = () => (conn as unknown as { _socket?: Socket })._socket;
   return {
     conn,
     ready: () => conn.ready || (corked !== undefined && corked === socket() && corked.writable && !blocked),
@@ -69,6 +82,31 @@ export function connectBroker(url: string, log: Logger, name: string, heartbeatS
   };
 }
 
+/** "host:port" (or "host" for the scheme's default port) as rabbitmq-client's `hosts` wants it. */
+function hostPort(url: string): string {
+  const u = new URL(url);
+  return u.port ? `${u.hostname}:${u.port}` : u.hostname;
+}
+
 export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
+/**
+ * How many records the stream holds now (one passive declare; its message count), for the
+ * replica-lag metric. Undefined when the broker cannot answer within a second.
+ */
+export async function streamLength(broker: Broker, stream: string): Promise<number | undefined> {
+  if (!broker.ready()) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const declared = broker.conn.queueDeclare({ queue: stream, passive: true });
+    declared.catch(() => {});
+    const ok = await Promise.race([declared, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 1000)))]);
+    return ok?.messageCount;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }

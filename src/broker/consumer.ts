@@ -1,4 +1,5 @@
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
+import { guard } from '../guard.ts';
 import type { Logger } from '../log.ts';
 import type { Broker } from './connection.ts';
 import { ensureStream, type StreamSpec } from './stream.ts';
@@ -10,35 +11,32 @@ export interface Delivery {
 }
 
 /**
- * What the consumer hands the log to. It knows nothing of storage; the owner (the node's
- * Replica) decides what a batch means and how the log's continuity is checked.
+ * Where the consumer hands the log: batches, plus an explicit probe. It knows nothing of
+ * storage or of the log's continuity; the owner (the node's Replica) decides what a batch means.
  */
-export interface LogHandler<T> {
-  /** The offset to (re)start from: the one after the last stored. Read at every (re)subscribe. */
-  startOffset(): number;
-  /** Commits a batch (synchronously, one transaction). Throwing means nothing was stored. */
-  persist(batch: Delivery[]): T;
-  /** Runs after the commit and the ack, with what `persist` returned. */
+export interface LogSink<T> {
+  /**
+   * Throws while the store cannot take a commit. Runs before every (re)subscribe, so after a
+   * failed commit the node stays unready (and reads nothing) until the fault clears.
+   */
+  probe(): void;
+  /**
+   * Begins a subscription: where to ask the broker to start (`from`) and the first offset not
+   * yet stored (`next`, for the log line). `peekFirst` reads the stream's first record
+   * (undefined when none arrives in time) for a sink that wants to check which log it is.
+   */
+  open(peekFirst: () => Promise<Delivery | undefined>): Promise<{ from: number; next: number }>;
+  /**
+   * Commits one batch (synchronously, one transaction). Throwing means nothing was stored.
+   * `resubscribe` means the stream is not the log the sink stored (it has reset itself):
+   * nothing is acked and the consumer starts a new subscription, with `error` as the reason.
+   */
+  commit(batch: Delivery[]): Committed<T>;
+  /** Runs after the commit and the ack, with what `commit` returned. */
   deliver(result: T): void;
-  /**
-   * Called at each (re)subscribe of a node that has stored something, with the stream's first
-   * record (undefined when none arrived in time): lets the owner notice a re-created stream
-   * before reading on from its stored offset.
-   */
-  checkFirst(first: Delivery | undefined): void;
-  /**
-   * The record at the last stored offset (startOffset() - 1), which every subscribe reads again:
-   * false when it is not the one stored (the stream was re-created; the owner has reset).
-   */
-  checkAnchor(anchor: Delivery): boolean;
-  /**
-   * The stream delivered an offset below the one asked for: it is shorter than the stored
-   * position, so it was re-created. The owner resets its position; the consumer resubscribes.
-   */
-  onRewind(requested: number, got: number): void;
-  /** The stream no longer held offsets from..to (retention removed them before this node read them). */
-  onGap(from: number, to: number): void;
 }
+
+export type Committed<T> = { resubscribe: false; result: T } | { resubscribe: true; error: string };
 
 export interface StreamConsumerOptions<T> {
   broker: Broker;
@@ -46,7 +44,7 @@ export interface StreamConsumerOptions<T> {
   /** Unacked deliveries the broker may have in flight to this node (basic.qos); also the largest batch. */
   prefetch: number;
   log: Logger;
-  handler: LogHandler<T>;
+  sink: LogSink<T>;
 }
 
 /** How long to wait for the first record of the stream when checking which log it is. */
@@ -57,27 +55,37 @@ export type ConsumerState = 'starting' | 'consuming' | 'retrying' | 'stopped';
 const backoffMs = (attempt: number) => Math.min(250 * 2 ** attempt, 5000);
 
 /**
+ * In a cluster, a broker node that has just (re)joined refuses stream consumers for a few
+ * seconds, until its replica of the stream is back: PRECONDITION_FAILED "... does not have a
+ * replica on the local node". Transient, so it is retried at a short fixed pace; it is also
+ * what a node without any replica answers (STREAM_REPLICAS below the cluster size), which the
+ * log line names.
+ */
+const NO_LOCAL_REPLICA = /does not have a replica on the local node/;
+const NO_LOCAL_REPLICA_RETRY_MS = 500;
+
+/**
  * The node's reader of the log. Subscribes with manual acks, an explicit prefetch and
- * `x-stream-offset` = the stored position; groups deliveries that arrive together into one
- * batch; persists, acks (once per batch) and then hands the batch on. Any failure — lost
+ * `x-stream-offset` where the sink says; groups deliveries that arrive together into one
+ * batch; has the sink commit it, acks (once per batch) and then has the sink deliver it. Any failure — lost
  * connection, cancelled consumer, failed commit — closes the subscription and starts a new one
  * from the stored offset after a backoff, so nothing past a failure is acked or pushed and
  * nothing is skipped.
  */
 export class StreamConsumer<T> {
-  private readonly o: StreamConsumerOptions<T>;
+  private readonly options: StreamConsumerOptions<T>;
   private state: ConsumerState = 'starting';
   private lastError: string | undefined;
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  private current: Subscription<T> | undefined;
+  private current: StreamSubscription<T> | undefined;
   private stopping = false;
   /** Counts (re)connections; `attachedOn` is the one on which a subscription last got going. */
   private connections = 0;
   private attachedOn = -1;
 
   constructor(options: StreamConsumerOptions<T>) {
-    this.o = options;
+    this.options = options;
     options.broker.conn.on('connection', () => this.connections++);
   }
 
@@ -87,7 +95,7 @@ export class StreamConsumer<T> {
    * is not up yet and then drop the message, so publishing waits for this.
    */
   attached(): boolean {
-    return this.o.broker.ready() && this.attachedOn === this.connections;
+    return this.options.broker.ready() && this.attachedOn === this.connections;
   }
 
   start(): void {
@@ -99,7 +107,7 @@ export class StreamConsumer<T> {
   }
 
   ready(): boolean {
-    return this.state === 'consuming' && this.o.broker.ready();
+    return this.state === 'consuming' && this.options.broker.ready();
   }
 
   /** Finishes the batch in flight, then closes the subscription. */
@@ -114,10 +122,14 @@ export class StreamConsumer<T> {
 
   private async supervise(): Promise<void> {
     let attempt = 0;
+    let noReplicaSince: number | undefined;
+    let noReplicaRetries = 0;
     while (!this.stopping) {
-      const sub = new Subscription(this.o, () => {
+      const sub = new StreamSubscription(this.options, () => {
         this.attachedOn = this.connections;
         attempt = 0;
+        noReplicaSince = undefined;
+        noReplicaRetries = 0;
         this.lastError = undefined;
         if (!this.stopping) this.state = 'consuming';
       });
@@ -127,14 +139,28 @@ export class StreamConsumer<T> {
       } catch (err) {
         if (this.stopping) break;
         this.lastError = (err as Error)?.message ?? String(err);
-        const msg = this.o.broker.ready() ? 'stream consumer stopped; resubscribing from the stored offset' : 'broker unreachable; retrying';
-        this.o.log.warn({ err: this.lastError, attempt: attempt + 1 }, msg);
+        if (NO_LOCAL_REPLICA.test(this.lastError)) {
+          noReplicaSince ??= Date.now();
+          // The first refusal and then one line every ~10 s, not one per retry.
+          if (noReplicaRetries++ % 20 === 0) {
+            this.options.log.warn(
+              { err: this.lastError, waitedMs: Date.now() - noReplicaSince },
+              'this broker node has no replica of the stream yet (it just rejoined, or STREAM_REPLICAS is below the cluster size); retrying',
+            );
+          }
+        } else {
+          noReplicaSince = undefined;
+          noReplicaRetries = 0;
+          const msg = this.options.broker.ready() ? 'stream consumer stopped; resubscribing from the stored offset' : 'broker unreachable; retrying';
+          this.options.log.warn({ err: this.lastError, attempt: attempt + 1 }, msg);
+        }
       }
       this.current = undefined;
       if (this.stopping) break;
       this.state = 'retrying';
+      const delay = noReplicaSince !== undefined ? NO_LOCAL_REPLICA_RETRY_MS : backoffMs(attempt++);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, backoffMs(attempt++));
+        const t = setTimeout(resolve, delay);
         this.wake = () => {
           clearTimeout(t);
           resolve();
@@ -146,29 +172,26 @@ export class StreamConsumer<T> {
 }
 
 /** One subscription on one channel; it ends (its `run` settles) when anything goes wrong. */
-class Subscription<T> {
-  private readonly o: StreamConsumerOptions<T>;
+class StreamSubscription<T> {
+  private readonly options: StreamConsumerOptions<T>;
   private readonly onAttached: () => void;
   private ch: Channel | undefined;
   private active = true;
   private buffer: AsyncMessage[] = [];
   private scheduled = false;
-  private expected = 0;
-  /** Offset of the already-stored record read again to prove the log is the same; -1 when none. */
-  private anchor = -1;
   private fail: ((err: Error) => void) | undefined;
   private abort: (() => void) | undefined;
   private readonly aborted = new Promise<never>((_, reject) => {
     this.abort = () => reject(new Error('subscription closed'));
   });
 
-  constructor(o: StreamConsumerOptions<T>, onAttached: () => void) {
-    this.o = o;
+  constructor(options: StreamConsumerOptions<T>, onAttached: () => void) {
+    this.options = options;
     this.onAttached = onAttached;
   }
 
   async run(): Promise<void> {
-    const { broker, stream, prefetch } = this.o;
+    const { broker, stream, prefetch } = this.options;
     const connection = broker.conn;
     this.aborted.catch(() => {});
     // While the broker is down these wait for it; a stop must not wait with them.
@@ -186,21 +209,11 @@ class Subscription<T> {
     });
     ended.catch(() => {}); // observed below; avoid an unhandled rejection while setting up
     try {
-      // A cheap write proves the database takes commits before anything is read (after a failed
-      // commit this is what keeps the node unready until the fault clears).
-      this.o.handler.persist([]);
-      if (this.o.handler.startOffset() > 0) this.o.handler.checkFirst(await Promise.race([peekFirst(connection, stream.name), this.aborted]));
+      this.options.sink.probe();
+      const { from, next } = await this.options.sink.open(() => Promise.race([peekFirst(connection, stream.name), this.aborted]));
       await ch.basicQos({ prefetchCount: prefetch });
-      this.expected = this.o.handler.startOffset();
-      // Start one record early: the last stored one comes back first and must be the same record.
-      // (A stream re-created shorter than our position would otherwise make the broker wait,
-      // silently, until the new log reaches it.)
-      this.anchor = this.expected - 1;
-      await ch.basicConsume(
-        { queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(Math.max(this.anchor, 0)) } },
-        (msg) => this.onMessage(msg),
-      );
-      this.o.log.info({ stream: stream.name, offset: this.expected }, 'consuming stream');
+      await ch.basicConsume({ queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(from) } }, this.contain((msg: AsyncMessage) => this.onMessage(msg)));
+      this.options.log.info({ stream: stream.name, offset: next }, 'consuming stream');
       this.onAttached();
       await ended;
     } finally {
@@ -217,15 +230,26 @@ class Subscription<T> {
     if (this.ch?.active) await this.ch.close().catch(() => {});
   }
 
+  /**
+   * A delivery callback that throws must not reach the process: the subscription ends and the
+   * consumer re-reads from the stored offset, as after any failed commit.
+   */
+  private contain<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return guard(this.options.log, 'stream delivery', fn, (err: unknown, ..._args: A) => {
+      this.active = false;
+      this.fail?.(err instanceof Error ? err : new Error(String(err)));
+    });
+  }
+
   private onMessage(msg: AsyncMessage): void {
     if (!this.active) return;
     this.buffer.push(msg);
-    if (this.buffer.length >= this.o.prefetch) this.flush();
+    if (this.buffer.length >= this.options.prefetch) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
       // Deliveries decoded from one socket read are each dispatched with setImmediate; this
       // one is queued behind them, so everything that arrived together is one batch.
-      setImmediate(() => this.flush());
+      setImmediate(this.contain(() => this.flush()));
     }
   }
 
@@ -240,42 +264,22 @@ class Subscription<T> {
       batch[i] = { offset: Number(m.headers?.['x-stream-offset']), body: toBuffer(m.body) };
     }
     const lastTag = msgs[msgs.length - 1]!.deliveryTag;
-    if (this.anchor >= 0) {
-      const anchor = this.anchor;
-      this.anchor = -1;
-      if (batch[0]!.offset === anchor) {
-        if (!this.o.handler.checkAnchor(batch[0]!)) {
-          this.active = false;
-          this.fail?.(new Error(`the record at offset ${anchor} changed: the stream was re-created`));
-          return;
-        }
-        batch.shift();
-        if (batch.length === 0) {
-          this.ch!.basicAck({ deliveryTag: lastTag, multiple: true });
-          return;
-        }
-      }
-    }
-    const first = batch[0]!.offset;
-    if (first < this.expected) {
-      this.o.handler.onRewind(this.expected, first);
-      this.active = false;
-      this.fail?.(new Error(`stream rewound from offset ${this.expected} to ${first}: re-created`));
-      return;
-    }
-    if (first > this.expected) this.o.handler.onGap(this.expected, first - 1);
-    this.expected = batch[batch.length - 1]!.offset + 1;
-    let result: T;
+    let committed: Committed<T>;
     try {
-      result = this.o.handler.persist(batch);
+      committed = this.options.sink.commit(batch);
     } catch (err) {
-      this.o.log.error({ err }, 'commit failed; nothing acked, will re-read from the stored offset');
+      this.options.log.error({ err }, 'commit failed; nothing acked, will re-read from the stored offset');
       this.active = false;
       this.fail?.(err as Error);
       return;
     }
+    if (committed.resubscribe) {
+      this.active = false;
+      this.fail?.(new Error(committed.error));
+      return;
+    }
     this.ch!.basicAck({ deliveryTag: lastTag, multiple: true });
-    this.o.handler.deliver(result);
+    this.options.sink.deliver(committed.result);
   }
 }
 

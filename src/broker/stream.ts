@@ -1,11 +1,13 @@
 import type { Connection } from 'rabbitmq-client';
 import { newId } from '../domain/id.ts';
-import { encodeEpochRecord } from '../domain/message.ts';
+import { encodeRecord, epochRecord } from '../domain/records.ts';
 
 export interface StreamSpec {
   name: string;
   /** retention by age, e.g. "7D": how long a node may stay offline and still catch up */
   maxAge: string;
+  /** Replicas (x-initial-cluster-size) when this node creates the stream; undefined = broker default. */
+  replicas?: number | undefined;
 }
 
 const code = (err: unknown) => (err as { code?: string })?.code;
@@ -32,6 +34,7 @@ export async function ensureStream(conn: Connection, spec: StreamSpec): Promise<
         'x-max-age': spec.maxAge,
         // Smaller segments than the 500 MB default let retention free space in smaller steps.
         'x-stream-max-segment-size-bytes': 100_000_000,
+        ...(spec.replicas !== undefined && { 'x-initial-cluster-size': spec.replicas }),
       },
     });
   } catch (err) {
@@ -40,7 +43,7 @@ export async function ensureStream(conn: Connection, spec: StreamSpec): Promise<
   // If two nodes create it at once both write one; the first in the log is the epoch.
   const pub = conn.createPublisher({ confirm: true, maxAttempts: 1 });
   try {
-    await pub.send({ routingKey: spec.name, durable: true }, encodeEpochRecord(newId()));
+    await pub.send({ routingKey: spec.name, durable: true }, encodeRecord(epochRecord(newId())));
   } finally {
     await pub.close();
   }

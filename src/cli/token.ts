@@ -7,7 +7,15 @@ import { parseArgs } from 'node:util';
 import { mintToken } from '../auth/tokens.ts';
 import { RoomAccess } from '../auth/rooms.ts';
 
-const usage = "usage: AUTH_SECRET=... npm run token -- --sub <user> --rooms '<room>,<prefix>*,...' [--ttl <seconds, default 3600>]";
+const usage = `usage: npm run -s token -- --sub <user> --rooms '<room>,<prefix>*,...' [--ttl <seconds>] [--secret <secret>]
+
+  --sub     the user (the token's sub; becomes sender)
+  --rooms   comma-separated rooms: exact names, prefix*, or * for all
+  --ttl     lifetime in seconds (default 3600)
+  --secret  the signing secret (default: the AUTH_SECRET environment variable)
+  --help    this text
+
+Prints the token alone on stdout: TOKEN=$(npm run -s token -- --sub ana --rooms '*')`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);
@@ -16,9 +24,13 @@ function fail(message: string): never {
 
 let values;
 try {
-  ({ values } = parseArgs({ options: { sub: { type: 'string' }, rooms: { type: 'string' }, ttl: { type: 'string', default: '3600' }, secret: { type: 'string' } } }));
+  ({ values } = parseArgs({ options: { sub: { type: 'string' }, rooms: { type: 'string' }, ttl: { type: 'string', default: '3600' }, secret: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
 } catch (err) {
   fail((err as Error).message);
+}
+if (values.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
 }
 const secret = values.secret ?? process.env.AUTH_SECRET;
 if (!secret) fail('AUTH_SECRET is not set (or pass --secret).');

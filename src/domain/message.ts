@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { newId } from './id.ts';
 
 /** A message as stored and as every client sees it (HTTP pages and WebSocket frames). */
 export interface Message {
@@ -11,16 +10,8 @@ export interface Message {
   createdAt: string;
   /** Stream offset + 1: the position in the log, identical on every node. */
   seq: number;
-}
-
-/** What travels through the stream: a message before the log gave it a position. */
-export interface LogRecord {
-  id: string;
-  room: string;
-  sender: string;
-  body: string;
-  /** epoch milliseconds */
-  createdAt: number;
+  /** The sender's idempotency key, when the post carried one. */
+  key?: string | undefined;
 }
 
 export const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -29,6 +20,13 @@ export const isRoom = (s: string): boolean => ROOM.test(s);
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 // C0, DEL and C1 controls (invalid UTF-8 never gets this far: bodies are decoded strictly).
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Characters that make a name display as another (spoofing): bidirectional marks, embeddings,
+// overrides and isolates, and invisible zero-width ones. ZWJ/ZWNJ (U+200C/D) stay allowed: emoji
+// sequences and several scripts (Persian, Indic) need them.
+const INVISIBLE = /[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+/** An idempotency key: what the contract allows in `key` and the `Idempotency-Key` header. */
+export const KEY = /^[A-Za-z0-9_-]{1,64}$/;
+export const KEY_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ -';
 
 const codePoints = (s: string) => {
   let n = 0;
@@ -37,15 +35,35 @@ const codePoints = (s: string) => {
 };
 
 const room = z.string().regex(ROOM, ROOM_RULE);
-const sender = z
+/** A user name (a message's `sender`, a token's `sub`, open mode's `user`): the same rules everywhere. */
+export const userSchema = z
   .string()
   .refine((s) => s.isWellFormed(), 'must be valid Unicode')
   .refine((s) => !CONTROL.test(s), 'must not contain control characters')
+  .refine((s) => !INVISIBLE.test(s), 'must not contain bidirectional-override or zero-width characters')
   .refine((s) => {
     const n = codePoints(s);
     return n >= 1 && n <= 64;
   }, 'must be 1-64 characters');
+const sender = userSchema;
+
+/** Why `s` is not a valid user name, or undefined when it is. */
+export function userProblem(s: string): string | undefined {
+  const r = userSchema.safeParse(s);
+  return r.success ? undefined : r.error.issues[0]!.message;
+}
 const id = z.string().regex(ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
+const key = z.string().regex(KEY, KEY_RULE);
+/**
+ * A message body, as accepted AND as decoded from the log: one rule, so that nothing answered
+ * 202 is skipped as invalid by the nodes that read it. (The size limit is the accepting node's
+ * configuration, so it is checked at accept time only.)
+ */
+const body = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => s.isWellFormed(), 'must be valid Unicode')
+  .refine((s) => !s.includes('\u0000'), 'must not contain NUL');
 
 /**
  * Validates a POST body. `body` size is checked here against the configured limit; over it the
@@ -55,11 +73,10 @@ export function messageInputSchema(maxBodyBytes: number) {
   return z.strictObject({
     room,
     sender: sender.optional(),
-    body: z
-      .string()
-      .min(1, 'must not be empty')
-      .refine((s) => s.isWellFormed(), 'must be valid Unicode')
-      .refine((s) => !s.includes('\u0000'), 'must not contain NUL'),
+    body,
+    key: key.optional(),
+    // Deprecated: a client-chosen id is global across senders and rooms (one client can make
+    // another's message vanish by reusing it). Kept for existing clients; new ones send `key`.
     id: id.optional(),
   }).superRefine((v, ctx) => {
     if (Buffer.byteLength(v.body, 'utf8') > maxBodyBytes) {
@@ -70,52 +87,5 @@ export function messageInputSchema(maxBodyBytes: number) {
 
 export type MessageInput = z.infer<ReturnType<typeof messageInputSchema>>;
 
-/** Builds the record a node publishes: the server fills `id` (if absent) and `createdAt`. */
-export function toLogRecord(input: MessageInput & { sender: string }, now = Date.now()): LogRecord {
-  return { id: input.id ?? newId(now), room: input.room, sender: input.sender, body: input.body, createdAt: now };
-}
-
-const logRecordSchema = z.object({
-  id,
-  room,
-  sender,
-  body: z.string().min(1),
-  createdAt: z.number().int().nonnegative(),
-});
-
-/**
- * The first record of every stream this server creates: names the log, so that a node can tell
- * a re-created stream (offsets starting over) from the one its stored offsets belong to.
- */
-export interface EpochRecord {
-  kind: 'epoch';
-  epoch: string;
-}
-
-export type Decoded = { kind: 'message'; record: LogRecord } | EpochRecord | undefined;
-
-const epochSchema = z.strictObject({ kind: z.literal('epoch'), epoch: id });
-
-/** Decodes one stream record; `undefined` for anything that is neither (skipped, never fatal). */
-export function decodeLogRecord(raw: Buffer): Decoded {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'epoch') {
-    const e = epochSchema.safeParse(value);
-    return e.success ? e.data : undefined;
-  }
-  const parsed = logRecordSchema.safeParse(value);
-  return parsed.success ? { kind: 'message', record: parsed.data } : undefined;
-}
-
-export function encodeEpochRecord(epoch: string): Buffer {
-  return Buffer.from(JSON.stringify({ kind: 'epoch', epoch } satisfies EpochRecord), 'utf8');
-}
-
-export function encodeLogRecord(record: LogRecord): Buffer {
-  return Buffer.from(JSON.stringify(record), 'utf8');
-}
+// The field rules shared with the log's records (src/domain/records.ts).
+export { body as bodySchema, id as idSchema, key as keySchema, room as roomSchema, sender as senderSchema };

@@ -1,26 +1,46 @@
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { demoRoutes } from './demo.ts';
 import { healthRoutes, type Readiness } from './health.ts';
 import { messageRoutes, type MessageRoutesDeps } from './messages.ts';
+import { presenceRoutes, type PresenceRoutesDeps } from './presence.ts';
+import { singleQueryParams } from './query.ts';
+import { roomRoutes, type RoomRoutesDeps } from './rooms.ts';
 
-export interface AppDeps extends MessageRoutesDeps {
+export interface AppDeps extends MessageRoutesDeps, RoomRoutesDeps {
   readiness: Readiness;
+  /** In token mode, also lets /readyz show its figures (see health.ts). */
+  metricsToken?: string;
   log: Logger;
+  /** Serve the demo chat page at /demo (DEMO_PAGE). */
+  demo?: boolean;
+  /** Runs before every route: CORS, the request log (see operations.ts). */
+  before?: MiddlewareHandler[];
+  /** Who is in a room across nodes (GET /rooms/{room}/presence); absent, the route is not served. */
+  presence?: PresenceRoutesDeps['presence'];
+  /** More routes mounted at / (operations: /metrics, the API documents). */
+  routes?: Hono[];
 }
 
 /** The HTTP API. Pure request -> response over the functions it is given; testable with `app.request()`. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+  for (const m of deps.before ?? []) app.use('*', m);
+  app.use('*', singleQueryParams);
   app.route('/', messageRoutes(deps));
-  app.route('/', healthRoutes(deps.readiness));
+  app.route('/', roomRoutes(deps));
+  app.route('/', healthRoutes(deps.readiness, deps.authenticate, deps.metricsToken));
+  for (const r of deps.routes ?? []) app.route('/', r);
+  if (deps.demo) app.route('/', demoRoutes({ tokenMode: deps.authenticate !== undefined }));
+  if (deps.presence) app.route('/', presenceRoutes({ presence: deps.presence, authenticate: deps.authenticate }));
   // /ws is served by the WebSocket upgrade handler; a plain GET lands here.
   app.get('/ws', () => {
     throw new AppError('upgrade_required');
   });
-  for (const path of ['/message', '/messages/since', '/healthz', '/readyz', '/ws']) {
+  for (const path of ['/message', '/messages/since', '/messages/before', '/rooms', '/rooms/:room/read', '/healthz', '/readyz', '/ws']) {
     app.all(path, (c) => {
-      const allow = path === '/message' ? 'POST' : 'GET, HEAD';
+      const allow = path === '/message' || path === '/rooms/:room/read' ? 'POST' : 'GET, HEAD';
       throw new AppError('method_not_allowed', `${c.req.method} is not allowed on ${path}; use ${allow}.`, { headers: { Allow: allow } });
     });
   }

@@ -1,9 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
-import { bearerToken, type Principal } from '../auth/tokens.ts';
+import { bearerToken, type Authenticate, type Principal } from '../auth/tokens.ts';
 import { AppError } from '../errors.ts';
 
-/** Turns a token into a Principal; absent in open mode (no AUTH_SECRET). */
-export type Authenticate = (token: string) => Promise<Principal>;
+export type { Authenticate };
 
 export type AuthEnv = { Variables: { principal: Principal | undefined } };
 

@@ -1,5 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { validationFailed, type Accept } from '../accept.ts';
 import type { RoomFilter } from '../auth/rooms.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
@@ -34,13 +36,13 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
       if (!/^application\/json\s*(;|$)/i.test(type)) throw new AppError('unsupported_media_type');
       return next();
     },
-    async (c) => c.json(await deps.accept(parseJson(await readBody(c, maxRequestBytes)), c.var.principal), 202),
+    async (c) => c.json(await deps.accept(withHeaderKey(parseJson(await readBody(c, maxRequestBytes)), c.req.header('idempotency-key')), c.var.principal), 202),
   );
 
   r.get('/messages/since', auth, (c) => {
-    const query = parsePageQuery(c.req.query());
+    const { epoch, ...query } = parsePageQuery(c.req.query());
     const current = deps.epoch();
-    if (query.epoch !== undefined && current !== null && query.epoch !== current) {
+    if (epoch !== undefined && current !== null && epoch !== current) {
       throw new AppError('epoch_mismatch', undefined, { details: { epoch: current } });
     }
     const principal = c.var.principal;
@@ -56,8 +58,43 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
 }
 
 const tooLarge = (maxBytes: number) =>
-  // The rest of the body is never read: the connection cannot carry another request.
+  // The connection cannot carry another request: what is left of the body is discarded (see lingerAfterAnswer).
   new AppError('too_large', `The request body is over ${maxBytes} bytes.`, { details: { maxBytes }, headers: { Connection: 'close' } });
+
+/** How long and how much of a refused body is read and discarded after the 413 (then the socket is destroyed). */
+export const LINGER_MS = 5000;
+export const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A client still writing a body we refuse must still read our 413. Node ends and destroys the
+ * socket right after a `Connection: close` answer; closing with unread bytes makes the kernel
+ * send RST, which can reach the client before it read the answer (it sees EPIPE or a reset).
+ * So: answer, half-close (end our side, do not destroy), read and discard what follows for at most
+ * LINGER_MS and LINGER_BYTES, then destroy.
+ */
+function lingerAfterAnswer(incoming: IncomingMessage): void {
+  const socket = incoming.socket;
+  if (!socket || socket.destroyed) return;
+  let discarded = 0;
+  const done = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(done, LINGER_MS);
+  timer.unref();
+  // Node (and @hono/node-server's drain) call destroySoon after the answer: end instead.
+  socket.destroySoon = function (this: Socket) {
+    this.end();
+  };
+  socket.once('close', () => clearTimeout(timer));
+  incoming.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_BYTES) done();
+  });
+  incoming.once('end', done);
+  incoming.once('error', done);
+  incoming.resume();
+}
 
 /**
  * Reads the request body, refusing it as soon as it is over `maxBytes` (from Content-Length when
@@ -65,10 +102,13 @@ const tooLarge = (maxBytes: number) =>
  * @hono/node-server: building a web Request and ReadableStream per POST cost more than the rest
  * of the handler.
  */
-async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
+export async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
   const declared = c.req.header('content-length');
-  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    if (incoming) lingerAfterAnswer(incoming);
+    throw tooLarge(maxBytes);
+  }
   if (!incoming) {
     const body = Buffer.from(await c.req.arrayBuffer());
     if (body.length > maxBytes) throw tooLarge(maxBytes);
@@ -90,7 +130,17 @@ async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
   });
 }
 
-function parseJson(bytes: Buffer): unknown {
+/** The `Idempotency-Key` header is the body's `key` by another name; given both, they must agree. */
+function withHeaderKey(input: unknown, header: string | undefined): unknown {
+  if (header === undefined || typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const body = input as Record<string, unknown>;
+  if (body.key !== undefined && body.key !== header) {
+    throw validationFailed([{ field: 'key', message: 'differs from the Idempotency-Key header (give one, or the same in both)' }]);
+  }
+  return { ...body, key: header };
+}
+
+export function parseJson(bytes: Buffer): unknown {
   let text: string;
   try {
     text = strictUtf8.decode(bytes);
@@ -110,12 +160,20 @@ const NON_NEGATIVE_INT = /^(0|[1-9][0-9]{0,15})$/;
 // clock zone would be a guess).
 const ISO_8601 = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i;
 /** A `since` further ahead of this server's clock than this is a client bug (seconds vs ms, µs). */
+/**
+ * A numeric `since` from 1 to this can only be epoch seconds (up to the year 5138): as milliseconds
+ * it would be a moment of 1970, which no client means. 0 stays allowed (everything).
+ */
+const MAX_EPOCH_SECONDS = 99_999_999_999;
 const MAX_SINCE_AHEAD_MS = 60 * 60 * 1000;
 
-/** Parses and validates the query of GET /messages/since into a PageQuery, or throws validation_failed. */
-export function parsePageQuery(q: Record<string, string>): PageQuery {
+/** GET /messages/since's query: the page to read, and the log epoch the client's cursor came from (checked here, not by the store). */
+export type SinceQuery = PageQuery & { epoch?: string };
+
+/** Parses and validates the query of GET /messages/since, or throws validation_failed. */
+export function parsePageQuery(q: Record<string, string>): SinceQuery {
   const errors: { field: string; message: string }[] = [];
-  const out: PageQuery = { limit: DEFAULT_LIMIT };
+  const out: SinceQuery = { limit: DEFAULT_LIMIT };
 
   if (q.room !== undefined) {
     if (isRoom(q.room)) out.room = q.room;
@@ -132,6 +190,7 @@ export function parsePageQuery(q: Record<string, string>): PageQuery {
   if (q.since !== undefined) {
     const ms = parseSince(q.since);
     if (ms === undefined) errors.push({ field: 'since', message: 'must be an ISO 8601 date-time or epoch milliseconds' });
+    else if (NON_NEGATIVE_INT.test(q.since) && ms >= 1 && ms <= MAX_EPOCH_SECONDS) errors.push({ field: 'since', message: 'looks like epoch seconds: send epoch milliseconds (seconds x 1000) or an ISO 8601 date-time' });
     else if (ms > Date.now() + MAX_SINCE_AHEAD_MS) errors.push({ field: 'since', message: 'is more than an hour in the future (epoch seconds or microseconds instead of milliseconds?)' });
     else out.since = ms;
   }

@@ -1,4 +1,5 @@
 import type { Message } from '../domain/message.ts';
+import { CLOSE } from '../errors.ts';
 
 /** What the hub needs from storage: committed history of one room, by cursor. */
 export interface HistoryReader {
@@ -6,6 +7,8 @@ export interface HistoryReader {
   roomPage(room: string, after: number, limit: number): Message[];
   /** Latest seq of `room` on this node, 0 when empty. */
   roomHead(room: string): number;
+  /** The cursor from which a replay yields the last `n` stored messages of `room`. */
+  lastCursor(room: string, n: number): number;
   /** The log epoch seqs belong to (null while unknown). */
   epoch(): string | null;
 }
@@ -19,6 +22,16 @@ export interface Peer {
   cork(): void;
   uncork(): void;
   readonly open: boolean;
+  /**
+   * Who is on this socket: the token's `sub`, or in open mode the upgrade URL's `?user=`;
+   * undefined for an anonymous open-mode socket (it may read and post, not mark read or type).
+   */
+  readonly user?: string | undefined;
+  /**
+   * The client asked for `?batch=1`: several frames may travel in one WebSocket message,
+   * separated by `\n` (JSON.stringify never emits a raw newline, so a line is always one frame).
+   */
+  readonly batched: boolean;
 }
 
 interface Subscription {
@@ -36,11 +49,32 @@ const REPLAY_PAGE = 500;
 
 const messageFrame = (m: Message) => `{"type":"message",${JSON.stringify(m).slice(1)}`;
 
+/** Above this many bytes a batched socket's frames of one batch go in more than one WebSocket message. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/** One batched peer's frames of the batch being pushed, in log order. */
+interface Pending {
+  frames: string[];
+  bytes: number;
+  /** The one room all of them came from, or null once they come from several. */
+  room: string | null;
+}
+
+const sendLines = (peer: Peer, frames: string[]) => {
+  if (frames.length > 0) peer.send(frames.length === 1 ? frames[0]! : frames.join('\n'));
+};
+
+/** One room's frames of the batch being pushed, in log order, and their joined form once built. */
+interface RoomFrames {
+  frames: string[];
+  joined?: Buffer;
+}
+
 /**
  * Rooms -> subscriptions and peer -> subscriptions (leaving is O(rooms of that peer)).
  *
- * Exactly-once, gap-free delivery rests on one fact: storage commits and `publish` calls happen
- * on this one thread, and `publish` runs only after the commit. A subscription replays committed
+ * Exactly-once, gap-free delivery rests on one fact: storage commits and `push` calls happen
+ * on this one thread, and `push` runs only after the commit. A subscription replays committed
  * history page by page while ignoring live pushes, and turns live in the same synchronous step
  * in which it read the last page, so every message is either in a page or pushed live, never
  * both, never neither.
@@ -49,17 +83,27 @@ export class Hub {
   private readonly reader: HistoryReader;
   private readonly rooms = new Map<string, Set<Subscription>>();
   private readonly peers = new Map<Peer, Map<string, Subscription>>();
+  /** Message frames and bytes handed to sockets, by path; plain numbers read by the metrics at scrape. */
+  readonly delivered = { liveFrames: 0, liveBytes: 0, replayFrames: 0, replayBytes: 0 };
+  /** Subscribes by how they start (metrics: catch-up requests by kind). */
+  readonly subscribes = { after: 0, last: 0, live: 0 };
 
   constructor(reader: HistoryReader) {
     this.reader = reader;
   }
 
-  /** Subscribes `peer` to `room`: answers `subscribed`, then replays seq > after (if given), then goes live. */
-  subscribe(peer: Peer, room: string, after?: number): void {
+  /**
+   * Subscribes `peer` to `room`: answers `subscribed` (then `afterSubscribed`, if given: the
+   * room's presence), then replays seq > after (if given), then goes live.
+   */
+  subscribe(peer: Peer, room: string, after?: number, afterSubscribed?: string): void {
     this.unsubscribe(peer, room);
     const head = this.reader.roomHead(room);
     peer.send(JSON.stringify({ type: 'subscribed', room, head, epoch: this.reader.epoch() }));
+    if (afterSubscribed !== undefined) peer.send(afterSubscribed);
     const sub: Subscription = { peer, room, cursor: after ?? head, live: after === undefined, closed: false };
+    if (after === undefined) this.subscribes.live++;
+    else this.subscribes.after++;
     let set = this.rooms.get(room);
     if (!set) this.rooms.set(room, (set = new Set()));
     set.add(sub);
@@ -71,6 +115,14 @@ export class Hub {
 
   epoch(): string | null {
     return this.reader.epoch();
+  }
+
+  /** The `after` that replays the last `n` stored messages of `room` (read in the same turn as subscribe). */
+  lastCursor(room: string, n: number): number {
+    // Always followed, in the same turn, by subscribe(…, after) which counts an `after`: count it as `last` instead.
+    this.subscribes.last++;
+    this.subscribes.after--;
+    return this.reader.lastCursor(room, n);
   }
 
   unsubscribe(peer: Peer, room: string): boolean {
@@ -116,44 +168,143 @@ export class Hub {
   /**
    * Pushes newly committed messages (ascending seq) to live subscribers. Each frame is serialised
    * once for all its sockets, and each socket is corked for the batch: one write per socket per
-   * batch instead of one per frame.
+   * batch instead of one per frame. A batched socket gets its frames of the batch as one
+   * WebSocket message; a socket in one room that gets all of that room's frames (the common
+   * case) shares one joined buffer with every other such socket of the room.
    */
-  publish(messages: readonly Message[]): void {
+  push(messages: readonly Message[]): void {
     const touched = new Set<Peer>();
+    let pending: Map<Peer, Pending> | undefined;
+    let byRoom: Map<string, RoomFrames> | undefined;
+    let frames = 0;
+    let bytes = 0;
     for (const m of messages) {
       const set = this.rooms.get(m.room);
       if (!set) continue;
+      let text: string | undefined;
+      let textBytes = 0;
       let frame: Buffer | undefined;
+      let roomFrames: RoomFrames | undefined;
       for (const sub of set) {
         if (!sub.live || m.seq <= sub.cursor || !sub.peer.open) continue;
-        frame ??= Buffer.from(messageFrame(m));
-        sub.cursor = m.seq;
-        if (!touched.has(sub.peer)) {
-          touched.add(sub.peer);
-          sub.peer.cork();
+        if (text === undefined) {
+          text = messageFrame(m);
+          textBytes = Buffer.byteLength(text);
         }
-        sub.peer.send(frame);
+        frames++;
+        bytes += textBytes;
+        sub.cursor = m.seq;
+        const peer = sub.peer;
+        if (peer.batched) {
+          if (!roomFrames) {
+            byRoom ??= new Map();
+            roomFrames = byRoom.get(m.room);
+            if (!roomFrames) byRoom.set(m.room, (roomFrames = { frames: [] }));
+            roomFrames.frames.push(text);
+          }
+          pending ??= new Map();
+          const p = pending.get(peer);
+          if (!p) pending.set(peer, { frames: [text], bytes: text.length, room: m.room });
+          else {
+            if (p.bytes + text.length > MAX_BATCH_BYTES) {
+              // Send what this socket has so far; the rest no longer matches the room's whole list.
+              sendLines(peer, p.frames);
+              p.frames = [];
+              p.bytes = 0;
+              p.room = null;
+            }
+            p.frames.push(text);
+            p.bytes += text.length + 1;
+            if (p.room !== m.room) p.room = null;
+          }
+          continue;
+        }
+        frame ??= Buffer.from(text);
+        if (!touched.has(peer)) {
+          touched.add(peer);
+          peer.cork();
+        }
+        peer.send(frame);
+      }
+    }
+    if (pending) {
+      for (const [peer, p] of pending) {
+        const room = p.room === null ? undefined : byRoom!.get(p.room)!;
+        if (room && room.frames.length === p.frames.length) peer.send((room.joined ??= Buffer.from(room.frames.join('\n'))));
+        else sendLines(peer, p.frames);
       }
     }
     for (const peer of touched) peer.uncork();
+    this.delivered.liveFrames += frames;
+    this.delivered.liveBytes += bytes;
   }
 
-  get stats(): { rooms: number; peers: number } {
-    return { rooms: this.rooms.size, peers: this.peers.size };
+  /**
+   * Read markers that moved (after their commit): each goes to the sockets of that same user
+   * subscribed to that room (multi-device sync), on every node since every node applies the log.
+   */
+  publishReads(moves: readonly { user: string; room: string; seq: number }[]): void {
+    for (const move of moves) {
+      const set = this.rooms.get(move.room);
+      if (!set) continue;
+      let frame: string | undefined;
+      for (const sub of set) {
+        if (sub.peer.user !== move.user || !sub.peer.open) continue;
+        frame ??= JSON.stringify({ type: 'read', room: move.room, seq: move.seq });
+        sub.peer.send(frame);
+      }
+    }
+  }
+
+  get stats(): { rooms: number; peers: number; subscriptions: number } {
+    let subscriptions = 0;
+    for (const set of this.rooms.values()) subscriptions += set.size;
+    return { rooms: this.rooms.size, peers: this.peers.size, subscriptions };
+  }
+
+  /**
+   * A replay step after the first runs outside any handler (from a write callback): if it fails
+   * (storage closed under it), only that peer is dropped; it resumes with its cursor.
+   */
+  private continueReplay(sub: Subscription): void {
+    try {
+      this.replay(sub);
+    } catch {
+      this.remove(sub.peer);
+      try {
+        sub.peer.close(CLOSE.internalError, 'internal error: resume with after');
+      } catch {
+        // nothing more can be done for this peer
+      }
+    }
   }
 
   private replay(sub: Subscription): void {
     if (sub.closed || !sub.peer.open) return;
     const page = this.reader.roomPage(sub.room, sub.cursor, REPLAY_PAGE);
     const full = page.length === REPLAY_PAGE;
-    sub.peer.cork(); // the whole page in one write
-    for (let i = 0; i < page.length; i++) {
-      const last = full && i === page.length - 1;
-      // Flow control: the next page is read only once this one has left the process, so a
-      // slow reader holds at most one page in memory and others are not starved meanwhile.
-      sub.peer.send(messageFrame(page[i]!), last ? (err) => err || setImmediate(() => this.replay(sub)) : undefined);
+    // Flow control: the next page is read only once this one has left the process, so a slow
+    // reader holds at most one page in memory and others are not starved meanwhile.
+    const next = full ? (err?: Error) => err || setImmediate(() => this.continueReplay(sub)) : undefined;
+    let bytes = 0;
+    if (sub.peer.batched) {
+      // The whole page in one WebSocket message.
+      if (page.length > 0) {
+        const joined = page.map(messageFrame).join('\n');
+        bytes = Buffer.byteLength(joined);
+        sub.peer.send(joined, next);
+      }
+    } else {
+      sub.peer.cork(); // the whole page in one write
+      for (let i = 0; i < page.length; i++) {
+        const frame = messageFrame(page[i]!);
+        bytes += Buffer.byteLength(frame);
+        sub.peer.send(frame, i === page.length - 1 ? next : undefined);
+      }
+      sub.peer.uncork();
     }
-    sub.peer.uncork();
+    this.delivered.replayFrames += page.length;
+    this.delivered.replayBytes += bytes;
     if (page.length > 0) sub.cursor = page[page.length - 1]!.seq;
     if (!full) sub.live = true;
   }

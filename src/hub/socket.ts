@@ -1,11 +1,14 @@
 import type { WebSocket } from 'ws';
 import type { Accept } from '../accept.ts';
-import type { Principal } from '../auth/tokens.ts';
+import type { Authenticate, Principal } from '../auth/tokens.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
 import { AppError, CLOSE, forbiddenRoom, type ErrorCode } from '../errors.ts';
-import type { Authenticate } from '../http/auth.ts';
+import { describeValue, guard } from '../guard.ts';
 import type { Logger } from '../log.ts';
+import { FrameBudget } from './frame-budget.ts';
+import type { MarkRead } from '../mark-read.ts';
 import type { Hub, Peer } from './hub.ts';
+import type { LiveSignals, SignalPeer } from './live-signals.ts';
 
 export interface SocketLimits {
   /** Close a socket whose unsent data stays above this many bytes (a reader that does not keep up). */
@@ -22,7 +25,11 @@ export interface SocketLimits {
 /** What a socket needs besides its limits: the hub, the way in for messages, and auth (absent in open mode). */
 export interface SocketServices {
   hub: Hub;
+  /** Typing and presence across nodes; absent, the socket has neither (unit tests). */
+  live?: LiveSignals | undefined;
   accept: Accept;
+  /** Read markers (the `read` frame); through the log like a message. */
+  markRead: MarkRead;
   authenticate: Authenticate | undefined;
   /** Counts a user's open sockets; false when the user has no room for another. */
   admit(sub: string): boolean;
@@ -33,6 +40,8 @@ export interface SocketServices {
 const NON_NEGATIVE_SAFE_INT = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 // setTimeout's ceiling; a token valid for longer is checked again when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Largest `last` on subscribe. */
+const MAX_LAST = 1000;
 // Frames a client may send while its auth frame is being verified.
 const MAX_EARLY_FRAMES = 32;
 
@@ -43,40 +52,66 @@ type AuthState = { kind: 'open' } | { kind: 'waiting' } | { kind: 'verifying'; e
  * ping) and is the hub's Peer. Bounded in what it may cost: buffered bytes, subscriptions, frame
  * rate, and (with auth) sockets per user.
  */
-export class SocketPeer implements Peer {
+export class SocketPeer implements Peer, SignalPeer {
   private readonly ws: WebSocket;
-  private readonly s: SocketServices;
+  private readonly services: SocketServices;
   private readonly limits: SocketLimits;
-  private tokens: number;
-  private refilledAt = Date.now();
-  private dropped = 0;
+  private readonly budget: FrameBudget;
   private auth: AuthState;
   private authTimer: NodeJS.Timeout | undefined;
   /** The user this socket counts against (sockets per user), from its first accepted token. */
   private admitted: string | undefined;
+  /** Open mode: the user named by `?user=` on the upgrade URL (validated there), if any. */
+  private readonly openUser: string | undefined;
+  /** Rooms whose subscribe waits for the room's presence (first socket of a room on this node), by attempt. */
+  private readonly pending = new Map<string, object>();
   alive = true;
+  readonly batched: boolean;
 
-  constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits) {
+  /**
+   * `openUser`: open mode's `?user=` (validated by the caller). `batched`: the upgrade URL had
+   * `?batch=1` (several frames per WebSocket message, `\n` separated).
+   */
+  constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits, openUser?: string, batched = false) {
     this.ws = ws;
-    this.s = services;
+    this.openUser = openUser;
+    this.batched = batched;
+    this.services = services;
     this.limits = limits;
-    this.tokens = limits.frameBurst;
+    this.budget = new FrameBudget(limits.frameBurst, limits.framesPerSecond);
     this.auth = services.authenticate ? { kind: 'waiting' } : { kind: 'open' };
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.handleFrame = this.contain('frame', (data: Buffer) => this.handle(data));
+    ws.on('message', this.contain('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary)));
     ws.on('pong', () => (this.alive = true));
-    ws.on('close', () => this.onClose());
-    ws.on('error', (err) => services.log.debug({ err: err.message }, 'socket error'));
+    ws.on('close', this.contain('close', () => this.onClose()));
+    ws.on('error', this.contain('error', (err: Error) => services.log.debug({ err }, 'socket error')));
   }
+
+  /** Every way into this socket goes through here: a failure answers `internal` and goes no further. */
+  private contain<A extends unknown[]>(what: string, fn: (...args: A) => unknown): (...args: A) => void {
+    return guard(this.services.log, `socket ${what}`, fn, () => {
+      if (what === 'close') return this.services.hub.remove(this);
+      this.sendError(new AppError('internal'));
+    });
+  }
+
+  private readonly handleFrame: (data: Buffer) => void;
 
   get open(): boolean {
     return this.ws.readyState === 1;
   }
 
+  /** Who is on this socket: the token's `sub`; in open mode `?user=`; undefined when anonymous (or not yet authorized). */
+  get user(): string | undefined {
+    if (this.auth.kind === 'authorized') return this.auth.principal.sub;
+    return this.auth.kind === 'open' ? this.openUser : undefined;
+  }
+
   /** Starts the auth handshake: with the upgrade's token if there was one, else waits for an `auth` frame. */
   begin(upgradeToken: string | undefined): void {
     if (this.auth.kind !== 'waiting') return;
-    if (upgradeToken !== undefined) return void this.verify(upgradeToken);
-    this.authTimer = setTimeout(() => this.close(CLOSE.unauthorized, 'no auth frame in time'), this.limits.authTimeoutMs);
+    if (upgradeToken !== undefined) return this.contain('verify', () => this.verify(upgradeToken))();
+    this.authTimer = setTimeout(this.contain('auth timer', () => this.close(CLOSE.unauthorized, 'no auth frame in time')), this.limits.authTimeoutMs);
   }
 
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void {
@@ -84,12 +119,25 @@ export class SocketPeer implements Peer {
       onFlushed?.(new Error('socket closed'));
       return;
     }
-    this.ws.send(frame, { binary: false }, onFlushed);
+    try {
+      this.ws.send(frame, { binary: false }, onFlushed);
+    } catch (err) {
+      // The hub pushes a batch to many peers in one loop: one peer's failure must not end it
+      // (the others would miss messages). This one closes and resumes with its cursor.
+      this.services.log.error({ err }, 'socket send failed; closing it');
+      this.close(CLOSE.internalError, 'internal error: resume with after');
+      return;
+    }
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) this.closeSlow();
   }
 
+  /** A frame that is worthless later (typing, presence): skipped while the socket is behind on reading. */
+  sendVolatile(frame: Buffer): void {
+    if (this.open && this.ws.bufferedAmount < this.limits.maxBufferedBytes / 4) this.ws.send(frame, { binary: false });
+  }
+
   close(code: number, reason: string): void {
-    this.s.hub.remove(this);
+    this.leaveAll();
     if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
   }
 
@@ -113,20 +161,27 @@ export class SocketPeer implements Peer {
 
   /** Terminates without the closing handshake (dead peers: nothing would answer it). */
   terminate(): void {
-    this.s.hub.remove(this);
+    this.leaveAll();
     this.ws.terminate();
   }
 
   private onClose(): void {
     clearTimeout(this.authTimer);
-    this.s.hub.remove(this);
-    if (this.admitted !== undefined) this.s.release(this.admitted);
+    this.leaveAll();
+    if (this.admitted !== undefined) this.services.release(this.admitted);
     this.admitted = undefined;
     this.auth = { kind: 'waiting' };
   }
 
+  /** Ends every subscription of this socket, live signals included (idempotent). */
+  private leaveAll(): void {
+    this.services.hub.remove(this);
+    this.pending.clear();
+    this.services.live?.leaveAll(this);
+  }
+
   private closeSlow(): void {
-    this.s.log.warn({ buffered: this.ws.bufferedAmount }, 'closing a socket that does not read fast enough');
+    this.services.log.warn({ buffered: this.ws.bufferedAmount }, 'closing a socket that does not read fast enough');
     this.close(CLOSE.tryAgainLater, 'slow consumer: reconnect and resume with after');
     // The close frame queues behind the unread data; do not wait for a reader that never reads.
     const ws = this.ws;
@@ -146,7 +201,7 @@ export class SocketPeer implements Peer {
     this.auth = { kind: 'verifying', early: [] };
     let principal: Principal;
     try {
-      principal = await this.s.authenticate!(token);
+      principal = await this.services.authenticate!(token);
     } catch (err) {
       return this.close(CLOSE.unauthorized, err instanceof AppError ? err.message : 'invalid token');
     }
@@ -154,7 +209,7 @@ export class SocketPeer implements Peer {
     if (this.admitted !== undefined) {
       // A refresh: same user, new expiry and rooms; subscriptions the new token does not allow end.
       if (principal.sub !== this.admitted) return this.close(CLOSE.unauthorized, 'a refreshed token must have the same sub');
-    } else if (this.s.admit(principal.sub)) {
+    } else if (this.services.admit(principal.sub)) {
       this.admitted = principal.sub;
     } else {
       return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
@@ -163,54 +218,51 @@ export class SocketPeer implements Peer {
     this.auth = { kind: 'authorized', principal };
     clearTimeout(this.authTimer);
     this.scheduleExpiry(principal.exp);
-    for (const room of this.s.hub.roomsOf(this)) {
+    for (const room of this.services.hub.roomsOf(this)) {
       if (!principal.rooms.allows(room)) {
-        this.s.hub.unsubscribe(this, room);
+        this.services.hub.unsubscribe(this, room);
+        this.services.live?.leave(this, room);
         this.send(JSON.stringify({ type: 'unsubscribed', room }));
       }
     }
+    for (const room of [...this.pending.keys()]) {
+      if (!principal.rooms.allows(room)) {
+        this.pending.delete(room);
+        this.services.live?.leave(this, room);
+      }
+    }
     this.send(JSON.stringify({ type: 'authorized', sub: principal.sub, exp: principal.exp }));
-    for (const frame of early) this.handle(frame);
+    for (const frame of early) this.handleFrame(frame);
   }
 
   private scheduleExpiry(exp: number): void {
     const ms = exp * 1000 - Date.now();
-    this.authTimer = setTimeout(() => {
+    this.authTimer = setTimeout(this.contain('expiry timer', () => {
       if (this.auth.kind !== 'authorized') return;
       if (Date.now() >= exp * 1000) this.close(CLOSE.unauthorized, 'token expired');
       else this.scheduleExpiry(exp);
-    }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+    }), Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   }
 
-  private allowFrame(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.limits.frameBurst, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.framesPerSecond);
-    this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return true;
-    }
-    return false;
-  }
-
-  private onFrame(data: Buffer, isBinary: boolean): void {
-    if (!this.allowFrame()) {
-      // One error frame per burst; a client that keeps flooding is cut off.
-      if (this.dropped++ === 0) this.error('rate_limited', 'Too many frames; slow down.');
-      if (this.dropped > this.limits.frameBurst) this.close(CLOSE.policy, 'too many frames');
+  private onFrame(data: Buffer, isBinary: boolean): unknown {
+    const verdict = this.budget.take();
+    if (verdict !== 'ok') {
+      // One error frame per episode; a client that keeps flooding is cut off.
+      if (verdict === 'first-drop') this.error('rate_limited', 'Too many frames; slow down.');
+      else if (verdict === 'flood') this.close(CLOSE.policy, 'too many frames');
       return;
     }
-    this.dropped = 0;
     if (isBinary) return this.error('invalid_frame', 'Frames must be JSON text.');
     if (this.auth.kind === 'verifying') {
       if (this.auth.early.length >= MAX_EARLY_FRAMES) return this.close(CLOSE.policy, 'too many frames before auth');
       this.auth.early.push(data);
       return;
     }
-    this.handle(data);
+    return this.handle(data);
   }
 
-  private handle(data: Buffer): void {
+  /** Returns the promise of the async frames (auth, publish) so that their failure is contained too. */
+  private handle(data: Buffer): unknown {
     let frame: unknown;
     try {
       frame = JSON.parse(data.toString('utf8'));
@@ -221,9 +273,9 @@ export class SocketPeer implements Peer {
     const f = (typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? frame : {}) as Record<string, unknown>;
     if (f.type === 'auth') {
       // Open mode: a client written for token mode still works; its token means nothing here.
-      if (this.auth.kind === 'open') return this.send('{"type":"authorized","sub":null,"exp":null}');
+      if (this.auth.kind === 'open') return this.send(JSON.stringify({ type: 'authorized', sub: this.openUser ?? null, exp: null }));
       if (typeof f.token !== 'string') return this.close(CLOSE.unauthorized, 'auth needs a token');
-      return void this.verify(f.token);
+      return this.verify(f.token);
     }
     if (this.auth.kind === 'waiting') return this.close(CLOSE.unauthorized, 'the first frame must be auth');
     if (frame !== f) return this.error('invalid_frame', 'A frame must be a JSON object with a "type".');
@@ -233,16 +285,33 @@ export class SocketPeer implements Peer {
       case 'unsubscribe':
         return this.onUnsubscribe(f);
       case 'publish':
-        return void this.onPublish(f);
+        return this.onPublish(f);
+      case 'read':
+        return void this.onRead(f);
       case 'ping':
         return this.send('{"type":"pong"}');
+      case 'typing':
+        return this.onTyping(f);
       default:
-        return this.error('unknown_type', `Unknown frame type ${JSON.stringify(f.type ?? null)}; expected subscribe, unsubscribe, publish, auth or ping.`);
+        // Never serialise what the client sent: a value nested thousands deep makes JSON.stringify throw.
+        return this.error('unknown_type', `Unknown frame type ${describeValue(f.type ?? null)}; expected subscribe, unsubscribe, publish, read, typing, auth or ping.`);
     }
   }
 
   private get principal(): Principal | undefined {
     return this.auth.kind === 'authorized' ? this.auth.principal : undefined;
+  }
+
+  /**
+   * The socket's user for frames that act as someone (read, typing); an anonymous open-mode
+   * socket gets an error frame instead (it may read and post only).
+   */
+  private requireUser(frameType: string): string | undefined {
+    const user = this.user;
+    if (user === undefined) {
+      this.error('validation_failed', `A ${frameType} frame needs a socket with a user: connect to /ws?user=<name> (open mode) or with a token.`, { field: 'user' });
+    }
+    return user;
   }
 
   private validRoom(f: Record<string, unknown>): string | undefined {
@@ -257,34 +326,93 @@ export class SocketPeer implements Peer {
     if (f.after !== undefined && !NON_NEGATIVE_SAFE_INT(f.after)) {
       return this.error('validation_failed', 'after must be a seq: a whole number >= 0', { field: 'after', room });
     }
+    const last = this.validLast(f, room);
+    if (last === null) return;
     if (f.epoch !== undefined) {
-      const current = this.s.hub.epoch();
+      const current = this.services.hub.epoch();
       if (typeof f.epoch !== 'string') return this.error('validation_failed', 'epoch must be a string', { field: 'epoch', room });
       if (current !== null && f.epoch !== current) return this.error('epoch_mismatch', undefined, { room, epoch: current });
     }
     if (this.principal && !this.principal.rooms.allows(room)) {
       return this.sendError(forbiddenRoom(room));
     }
-    if (!this.s.hub.isSubscribed(this, room) && this.s.hub.subscriptionCount(this) >= this.limits.maxSubscriptions) {
+    const known = this.services.hub.isSubscribed(this, room) || this.pending.has(room);
+    if (!known && this.services.hub.subscriptionCount(this) + this.pending.size >= this.limits.maxSubscriptions) {
       return this.error('too_many_subscriptions', `At most ${this.limits.maxSubscriptions} rooms per socket.`, { room });
     }
-    this.s.hub.subscribe(this, room, f.after as number | undefined);
+    // `last` becomes a cursor in the same synchronous turn as the subscribe itself: nothing can
+    // be committed between the two, so the hub's replay-then-live rule keeps it exact.
+    const after = () => (last !== undefined ? this.services.hub.lastCursor(room, last) : (f.after as number | undefined));
+    const live = this.services.live;
+    if (!live) return this.services.hub.subscribe(this, room, after());
+    // The first socket of a room on this node waits (bounded) for the other nodes' presence, so
+    // that the `presence` frame right after `subscribed` is complete.
+    const waiting = live.enter(this, room);
+    if (!waiting) return this.services.hub.subscribe(this, room, after(), live.activate(this, room));
+    const attempt = {};
+    this.pending.set(room, attempt);
+    void waiting.then(() => {
+      if (this.pending.get(room) !== attempt || !this.open) return;
+      this.pending.delete(room);
+      this.services.hub.subscribe(this, room, after(), live.activate(this, room));
+    });
+  }
+
+  /** `last` (1-1000, not with `after`); undefined when absent, null when refused (error sent). */
+  private validLast(f: Record<string, unknown>, room: string): number | undefined | null {
+    if (f.last === undefined) return undefined;
+    if (f.after !== undefined) {
+      this.error('validation_failed', 'after and last cannot be used together', { field: 'after&last', room });
+      return null;
+    }
+    if (typeof f.last !== 'number' || !Number.isInteger(f.last) || f.last < 1 || f.last > MAX_LAST) {
+      this.error('validation_failed', `last must be a whole number from 1 to ${MAX_LAST}`, { field: 'last', room });
+      return null;
+    }
+    return f.last;
+  }
+
+  /** `{"type":"read","room","seq"}`: as POST /rooms/{room}/read, as this socket's user. */
+  private async onRead(f: Record<string, unknown>): Promise<void> {
+    const user = this.requireUser('read');
+    if (user === undefined) return;
+    const { type: _type, ...input } = f;
+    try {
+      const accepted = await this.services.markRead({ ...input, user }, this.principal);
+      this.send(JSON.stringify({ type: 'accepted', kind: 'read', ...accepted }));
+    } catch (err) {
+      this.sendError(err instanceof AppError ? err : new AppError('internal'), { kind: 'read', ...(typeof f.room === 'string' ? { room: f.room } : {}) });
+    }
   }
 
   private onUnsubscribe(f: Record<string, unknown>): void {
     const room = this.validRoom(f);
     if (room === undefined) return;
-    this.s.hub.unsubscribe(this, room);
+    this.services.hub.unsubscribe(this, room);
+    this.pending.delete(room);
+    this.services.live?.leave(this, room);
     this.send(JSON.stringify({ type: 'unsubscribed', room }));
+  }
+
+  /** `typing`: relayed (throttled) to the room's other users on every node; never stored. */
+  private onTyping(f: Record<string, unknown>): void {
+    const room = this.validRoom(f);
+    if (room === undefined) return;
+    if (this.principal && !this.principal.rooms.allows(room)) return this.sendError(forbiddenRoom(room));
+    if (this.requireUser('typing') === undefined) return;
+    if (!this.services.hub.isSubscribed(this, room)) {
+      return this.error('not_subscribed', `Subscribe to room "${room}" before sending typing to it.`, { room });
+    }
+    this.services.live?.typing(this, room);
   }
 
   private async onPublish(f: Record<string, unknown>): Promise<void> {
     const { type: _type, ...input } = f;
     try {
-      const accepted = await this.s.accept(input, this.principal);
+      const accepted = await this.services.accept(input, this.principal);
       this.send(JSON.stringify({ type: 'accepted', ...accepted }));
     } catch (err) {
-      this.sendError(err instanceof AppError ? err : new AppError('internal'), typeof input.id === 'string' ? { id: input.id } : undefined);
+      this.sendError(err instanceof AppError ? err : new AppError('internal'), { ...(typeof input.id === 'string' ? { id: input.id } : {}), ...(typeof input.key === 'string' ? { key: input.key } : {}) });
     }
   }
 }

@@ -2,7 +2,10 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { bearerToken } from '../auth/tokens.ts';
-import { CLOSE } from '../errors.ts';
+import { userProblem } from '../domain/message.ts';
+import { AppError, CLOSE, type ErrorCode } from '../errors.ts';
+import { guard } from '../guard.ts';
+import { writeRawError } from '../http/raw-error.ts';
 import { SocketPeer, type SocketLimits, type SocketServices } from './socket.ts';
 
 export interface WebSocketOptions extends SocketLimits {
@@ -11,12 +14,33 @@ export interface WebSocketOptions extends SocketLimits {
   maxPayload: number;
   /** Open sockets one user (token `sub`) may hold at once. */
   maxSocketsPerUser: number;
+  /** Open mode (no token): open sockets one remote address may hold at once; more are closed 4429. */
+  maxSocketsPerIp?: number;
+  /** Whether an upgrade's Origin header may connect (CORS_ORIGINS); absent: any. */
+  originAllowed?: (origin: string | undefined) => boolean;
+  /** Told of every socket opened and closed (metrics). */
+  observe?: { opened(): void; closed(code: number): void };
 }
 
 export interface WebSocketEndpoint {
   readonly connections: number;
   /** Refuses new upgrades and closes every socket with `code`; resolves once all are closed. */
   close(code?: number, reason?: string, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Open mode names a socket's user with `?user=` on the upgrade URL, under the same rules as a
+ * message's `sender`. Absent: an anonymous socket. Invalid or repeated: a 400 before the upgrade.
+ * (Token mode ignores it: the token's `sub` is the user.)
+ */
+export function upgradeUser(url: string): string | undefined {
+  const params = new URL(url, 'http://localhost').searchParams;
+  const all = params.getAll('user');
+  if (all.length === 0) return undefined;
+  if (all.length > 1) throw new AppError('validation_failed', 'user is given more than once.', { details: { fields: [{ field: 'user', message: 'repeated' }] } });
+  const problem = userProblem(all[0]!);
+  if (problem) throw new AppError('validation_failed', `Invalid user: ${problem}.`, { details: { fields: [{ field: 'user', message: problem }] } });
+  return all[0];
 }
 
 /** Serves `GET /ws` upgrades on the HTTP server and reaps peers that stop answering pings. */
@@ -42,20 +66,64 @@ export function attachWebSocket(
       else perUser.set(sub, n);
     },
   };
+  // Open mode has no user to count, so one address is the unit: without this a single client
+  // could hold every descriptor. Entries are deleted at zero, so the map holds only live addresses.
+  const perIp = new Map<string, number>();
   let closing = false;
 
-  const refuse = (socket: Duplex, status: string) => {
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  };
+  const refuse = (socket: Duplex, code: ErrorCode, message?: string, headers?: Record<string, string>) =>
+    writeRawError(socket, new AppError(code, message, { headers }));
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/ws') return refuse(socket, '404 Not Found');
-    if (closing) return refuse(socket, '503 Service Unavailable');
+  // ws answers a malformed handshake (bad Sec-WebSocket-Key, version, method) in text/html; with a
+  // listener here it leaves the answer to us, so it is JSON like every other error.
+  wss.on('wsClientError', (err: Error, socket: Duplex) => {
+    if (/method/i.test(err.message)) return refuse(socket, 'method_not_allowed', `${err.message}: use GET.`, { Allow: 'GET' });
+    refuse(socket, 'bad_handshake', `${err.message}.`, /version/i.test(err.message) ? { 'Sec-WebSocket-Version': '13, 8' } : undefined);
+  });
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws') return refuse(socket, 'not_found', `No WebSocket endpoint at ${url.pathname}; use /ws.`);
+    const batched = url.searchParams.get('batch') === '1';
+    if (closing) return refuse(socket, 'not_ready', 'This node is shutting down.');
+    if (opts.originAllowed && !opts.originAllowed(req.headers.origin)) {
+      return writeRawError(socket, new AppError('origin_not_allowed', `Origin ${JSON.stringify(req.headers.origin)} is not in CORS_ORIGINS.`));
+    }
+    let openUser: string | undefined;
+    try {
+      openUser = services.authenticate ? undefined : upgradeUser(req.url ?? '/');
+    } catch (err) {
+      return writeRawError(socket, err as AppError);
+    }
+    const ip = req.socket.remoteAddress ?? '';
+    const capIp = services.authenticate ? undefined : opts.maxSocketsPerIp;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const peer = new SocketPeer(ws, full, opts);
+      if (capIp !== undefined) {
+        const n = perIp.get(ip) ?? 0;
+        if (n >= capIp) {
+          // Accepted then closed (not an HTTP 429) so browsers and the SDK see the contract's code.
+          opts.observe?.opened();
+          ws.on('close', (code) => opts.observe?.closed(code));
+          return ws.close(CLOSE.tooManySockets, 'too many sockets from this address');
+        }
+        perIp.set(ip, n + 1);
+        ws.on('close', () => {
+          const left = (perIp.get(ip) ?? 1) - 1;
+          if (left <= 0) perIp.delete(ip);
+          else perIp.set(ip, left);
+        });
+      }
+      const peer = new SocketPeer(ws, full, opts, openUser, batched);
       peers.add(peer);
-      ws.on('close', () => peers.delete(peer));
+      const openedAt = Date.now();
+      const remote = req.socket.remoteAddress;
+      services.log.info({ remote, user: peer.user, sockets: peers.size }, 'socket open');
+      opts.observe?.opened();
+      ws.on('close', (code) => {
+        peers.delete(peer);
+        opts.observe?.closed(code);
+        services.log.info({ remote, user: peer.user, code, ms: Date.now() - openedAt, sockets: peers.size }, 'socket closed');
+      });
       if (!services.authenticate) return; // open mode: any Authorization header is ignored, as over HTTP
       let token: string | undefined;
       try {
@@ -65,7 +133,12 @@ export function attachWebSocket(
       }
       peer.begin(token);
     });
-  });
+  };
+  // An exception here would escape to the process: contain it and drop that one connection.
+  server.on(
+    'upgrade',
+    guard(services.log, 'upgrade', onUpgrade, (_err, _req, socket) => refuse(socket, 'internal')),
+  );
 
   const pinger = setInterval(() => {
     for (const peer of peers) {

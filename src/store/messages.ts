@@ -1,15 +1,16 @@
 import { and, asc, desc, eq, gt, gte, inArray, lt, max, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { RoomFilter } from '../auth/rooms.ts';
-import type { LogRecord, Message } from '../domain/message.ts';
+import type { Message } from '../domain/message.ts';
+import { seqOf, type LogRecord } from '../domain/records.ts';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
-import { consumerState, logGaps, messages } from './schema.ts';
+import { ReadState, type ReadMove } from './read-state.ts';
+import { consumerState, logGaps, messages, roomHeads, roomMembers } from './schema.ts';
 
-/** One record read from the log: its offset and what it decoded to (a message, the log's epoch, or nothing valid). */
+/** One record read from the log: its offset and what it decoded to (undefined: nothing this node applies). */
 export interface LogEntry {
   offset: number;
   record?: LogRecord;
-  epoch?: string;
   /** Hash of the raw record; needed only on the last entry of a batch (see lastHash()). */
   hash?: string;
 }
@@ -28,9 +29,18 @@ export interface PageQuery {
   after?: number;
   /** epoch ms: createdAt >= since */
   since?: number;
-  /** The log epoch the client's cursor came from (checked by the caller, not here). */
-  epoch?: string;
   limit: number;
+}
+
+/** `GET /messages/before`: a page of scrollback, ascending, and the cursor to the older one. */
+export interface BeforePage {
+  messages: Message[];
+  /** The smallest seq in the page (pass it as `before`); null when the page is empty. */
+  prev: number | null;
+  hasMore: boolean;
+  /** The room's latest seq on this node. */
+  head: number;
+  epoch: string | null;
 }
 
 export interface Page {
@@ -55,7 +65,13 @@ type Row = typeof messages.$inferSelect;
 
 /** A row as a Message: same keys in the same order as toMessage, createdAt as ISO 8601 with ms. */
 const MESSAGE_COLUMNS =
-  "id, room, sender, body, strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch') || printf('.%03dZ', created_at % 1000) AS createdAt, seq";
+  "id, room, sender, body, strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch') || printf('.%03dZ', created_at % 1000) AS createdAt, seq, key";
+
+/** SQLite gives NULL for a message posted without a key: undefined leaves it out of the JSON, keeping the row's shape. */
+const dropNullKeys = (rows: Message[]): Message[] => {
+  for (const r of rows) if (r.key === null) r.key = undefined;
+  return rows;
+};
 
 const toMessage = (r: Row): Message => ({
   id: r.id,
@@ -64,7 +80,14 @@ const toMessage = (r: Row): Message => ({
   body: r.body,
   createdAt: new Date(r.createdAt).toISOString(),
   seq: r.seq,
+  key: r.key ?? undefined,
 });
+
+/** What one batch changed: the new messages and the read markers that moved, in log order (to push). */
+export interface Applied {
+  messages: Message[];
+  reads: ReadMove[];
+}
 
 export class StreamMismatchError extends Error {
   override name = 'StreamMismatchError';
@@ -73,17 +96,21 @@ export class StreamMismatchError extends Error {
 /** All reads and writes of messages and of the consumer's position, as prepared statements. */
 export class MessageStore {
   private readonly db: Db;
-  private readonly q;
+  private readonly queries;
   private readonly insert: Statement<Row>;
+  private readonly byIdStmt: Statement<{ id: string }, Row>;
   private readonly reads: Record<'pageAll' | 'pageRoom' | 'sinceAll' | 'sinceRoom', Statement<Record<string, unknown>, Message>>;
-  private readonly appendTx: (entries: readonly LogEntry[]) => { stored: Message[]; epoch: string | null };
+  private readonly appendTx: (entries: readonly LogEntry[]) => { stored: Message[]; reads: ReadMove[]; epoch: string | null };
+  private readonly scrollback: Record<'beforeRoom' | 'lastStart', Statement<Record<string, unknown>>>;
+  /** Room heads, members and read markers: kept in the same transaction as the messages. */
+  readonly readState: ReadState;
   private currentEpoch: string | null;
 
   constructor(db: Db, stream: string) {
     this.db = db;
     const p = sql.placeholder;
     const sqlite = db.$client;
-    this.q = {
+    this.queries = {
       saveState: db
         .insert(consumerState)
         .values({ stream, lastOffset: p('offset'), epoch: p('epoch'), lastHash: p('hash') })
@@ -116,7 +143,7 @@ export class MessageStore {
     const read = (where: string) => sqlite.prepare<Record<string, unknown>, Message>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ${where} ORDER BY seq LIMIT @limit`);
     // The insert is the hot write path: drizzle's parameter mapping was a fifth of a batch's cost.
     this.insert = sqlite.prepare<Row>(
-      'INSERT INTO messages (seq, id, room, sender, body, created_at) VALUES (@seq, @id, @room, @sender, @body, @createdAt) ON CONFLICT DO NOTHING',
+      'INSERT INTO messages (seq, id, room, sender, body, created_at, key) VALUES (@seq, @id, @room, @sender, @body, @createdAt, @key) ON CONFLICT DO NOTHING',
     );
     // The unary + keeps SQLite from walking the created_at index for `since`: the scan goes by seq.
     this.reads = {
@@ -125,9 +152,17 @@ export class MessageStore {
       sinceAll: read('seq >= @start AND +created_at >= @since'),
       sinceRoom: read('room = @room AND seq >= @start AND +created_at >= @since'),
     };
+    this.scrollback = {
+      // Newest first through messages_room_seq; the caller reverses the (small) page.
+      beforeRoom: sqlite.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = @room AND seq < @before ORDER BY seq DESC LIMIT @limit`),
+      // The seq N messages back from the room's newest (the index walks N entries, N <= 1000).
+      lastStart: sqlite.prepare('SELECT seq FROM messages WHERE room = @room ORDER BY seq DESC LIMIT 1 OFFSET @skip').pluck(),
+    };
+    this.readState = new ReadState(sqlite);
+    this.byIdStmt = sqlite.prepare<{ id: string }, Row>('SELECT room, sender, body, created_at AS createdAt, key FROM messages WHERE id = @id');
     this.appendTx = this.makeAppendTx();
-    this.currentEpoch = this.q.state.get()?.epoch ?? null;
-    const other = this.q.otherStream.get();
+    this.currentEpoch = this.queries.state.get()?.epoch ?? null;
+    const other = this.queries.otherStream.get();
     if (other) {
       throw new StreamMismatchError(
         `this database holds the log of stream "${other.s}", not "${stream}": use another DATABASE_PATH or the same STREAM_NAME`,
@@ -137,7 +172,7 @@ export class MessageStore {
 
   /** Last stream offset this node stored (or skipped); -1 when it has read nothing yet. */
   lastOffset(): number {
-    return this.q.state.get()?.o ?? -1;
+    return this.queries.state.get()?.o ?? -1;
   }
 
   /** The log this node's seqs belong to; null until its epoch record has been read. */
@@ -147,22 +182,22 @@ export class MessageStore {
 
   /** Hash of the record at lastOffset(), or null if unknown (stored by an older version). */
   lastHash(): string | null {
-    return this.q.state.get()?.hash ?? null;
+    return this.queries.state.get()?.hash ?? null;
   }
 
   /** Records the log's identity for data read before it was known (e.g. stored by an older version). */
   adoptEpoch(epoch: string): void {
-    this.q.saveState.run({ offset: this.lastOffset(), epoch, hash: this.lastHash() });
+    this.queries.saveState.run({ offset: this.lastOffset(), epoch, hash: this.lastHash() });
     this.currentEpoch = epoch;
   }
 
   /** Remembers offsets the stream no longer had when this node came to read them. */
   recordGap(fromOffset: number, toOffset: number): void {
-    this.q.addGap.run({ from: fromOffset, to: toOffset, at: Date.now() });
+    this.queries.addGap.run({ from: fromOffset, to: toOffset, at: Date.now() });
   }
 
   gaps(): LogGap[] {
-    return this.q.gaps.all();
+    return this.queries.gaps.all();
   }
 
   /**
@@ -174,7 +209,9 @@ export class MessageStore {
     this.db.$client.transaction(() => {
       this.db.delete(messages).run();
       this.db.delete(logGaps).run();
-      this.q.saveState.run({ offset: -1, epoch, hash: null });
+      this.db.delete(roomHeads).run();
+      this.db.delete(roomMembers).run();
+      this.queries.saveState.run({ offset: -1, epoch, hash: null });
     })();
     this.currentEpoch = epoch;
   }
@@ -185,30 +222,61 @@ export class MessageStore {
    * in log order: exactly the ones to push.
    */
   append(entries: readonly LogEntry[]): Message[] {
-    const { stored, epoch } = this.appendTx(entries);
-    this.currentEpoch = epoch; // only once committed
-    return stored;
+    return this.apply(entries).messages;
+  }
+
+  /** As append(), also returning the read markers the batch moved. */
+  apply(entries: readonly LogEntry[]): Applied {
+    let result;
+    try {
+      result = this.appendTx(entries);
+    } catch (err) {
+      this.readState.abortBatch();
+      throw err;
+    }
+    this.currentEpoch = result.epoch; // only once committed
+    return { messages: result.stored, reads: result.reads };
+  }
+
+  /**
+   * A write transaction that changes nothing: throws while the database cannot take commits
+   * (locked, read-only, disk full). The consumer runs it before every subscribe.
+   */
+  probeWrite(): void {
+    this.appendTx([]);
   }
 
   private makeAppendTx() {
     return this.db.$client.transaction((batch: readonly LogEntry[]) => {
-      const state = this.q.state.get();
+      const state = this.queries.state.get();
       let last = state?.o ?? -1;
       let hash = state?.hash ?? null;
       let epoch = this.currentEpoch;
       const stored: Message[] = [];
+      const reads: ReadMove[] = [];
+      this.readState.beginBatch();
       for (const entry of batch) {
         if (entry.offset <= last) continue;
         last = entry.offset;
         hash = entry.hash ?? null;
-        // Only the first epoch record names the log; a second one is a creation race, same log.
-        if (entry.epoch !== undefined) epoch ??= entry.epoch;
-        if (!entry.record) continue;
-        const row: Row = { seq: entry.offset + 1, ...entry.record };
-        if (this.insert.run(row).changes === 1) stored.push(toMessage(row));
+        const record = entry.record;
+        if (record?.kind === 'epoch') {
+          // Only the first epoch record names the log; a second one is a creation race, same log.
+          epoch ??= record.epoch;
+        } else if (record?.kind === 'message') {
+          const row: Row = { seq: seqOf(entry.offset), id: record.id, room: record.room, sender: record.sender, body: record.body, createdAt: record.createdAt, key: record.key ?? null };
+          if (this.insert.run(row).changes === 1) {
+            stored.push(toMessage(row));
+            this.readState.message(row);
+          }
+        } else if (record?.kind === 'read') {
+          const moved = this.readState.read(record.user, record.room, record.seq);
+          if (moved) reads.push(moved);
+        }
       }
-      this.q.saveState.run({ offset: last, epoch, hash });
-      return { stored, epoch };
+      this.readState.endBatch();
+      this.queries.saveState.run({ offset: last, epoch, hash });
+      return { stored, reads, epoch };
     });
   }
 
@@ -230,6 +298,7 @@ export class MessageStore {
           ? this.reads.sinceAll.all({ start, since, limit: limit + 1 })
           : this.reads.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
     }
+    dropNullKeys(rows);
     const hasMore = rows.length > limit;
     if (hasMore) rows.length = limit;
     const last = rows[rows.length - 1];
@@ -240,7 +309,7 @@ export class MessageStore {
   }
 
   private sinceStart(since: number): number {
-    return (this.q.sinceStart.get({ before: since - SINCE_SKEW_MS })?.seq ?? 0) + 1;
+    return (this.queries.sinceStart.get({ before: since - SINCE_SKEW_MS })?.seq ?? 0) + 1;
   }
 
   /**
@@ -260,20 +329,45 @@ export class MessageStore {
     return this.db.select().from(messages).where(where).orderBy(asc(messages.seq)).limit(limit).all().map(toMessage);
   }
 
+  /**
+   * Scrollback: the newest `limit` messages of `room` with seq < `before` (from the newest when
+   * absent), ascending. Cost: the page, whatever the room's size (messages_room_seq).
+   */
+  before(room: string, before: number | undefined, limit: number): BeforePage {
+    const rows = this.scrollback.beforeRoom.all({ room, before: before ?? Number.MAX_SAFE_INTEGER, limit: limit + 1 }) as Message[];
+    dropNullKeys(rows);
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.length = limit;
+    rows.reverse();
+    return { messages: rows, prev: rows[0]?.seq ?? null, hasMore, head: this.roomHead(room), epoch: this.currentEpoch };
+  }
+
+  /** The cursor that replays the last `n` stored messages of `room` (0 when it holds fewer). */
+  lastCursor(room: string, n: number): number {
+    const seq = this.scrollback.lastStart.get({ room, skip: n - 1 }) as number | undefined;
+    return seq === undefined ? 0 : seq - 1;
+  }
+
   /** The SQL of every prepared statement, for checking query plans. */
   statements(): Record<string, string> {
-    const prepared = Object.entries(this.q).map(([name, q]) => [name, (q as unknown as { stmt: { source: string } }).stmt.source]);
-    const reads = Object.entries(this.reads).map(([name, stmt]) => [name, stmt.source]);
+    const prepared = Object.entries(this.queries).map(([name, q]) => [name, (q as unknown as { stmt: { source: string } }).stmt.source]);
+    const reads = Object.entries({ ...this.reads, ...this.scrollback }).map(([name, stmt]) => [name, stmt.source]);
     return Object.fromEntries([...prepared, ...reads]);
   }
 
   /** Latest seq stored on this node (0 when empty). */
   head(): number {
-    return this.q.head.get()?.seq ?? 0;
+    return this.queries.head.get()?.seq ?? 0;
   }
 
   /** Latest seq of one room on this node (0 when the room is empty). */
   roomHead(room: string): number {
-    return this.q.roomHead.get({ room })?.seq ?? 0;
+    return this.queries.roomHead.get({ room })?.seq ?? 0;
+  }
+
+  /** The stored message with this id, if this node has it (idempotency: is a retry the same message?). */
+  byId(id: string): Pick<Message, 'room' | 'sender' | 'body' | 'createdAt' | 'key'> | undefined {
+    const row = this.byIdStmt.get({ id });
+    return row ? { room: row.room, sender: row.sender, body: row.body, createdAt: new Date(row.createdAt).toISOString(), key: row.key ?? undefined } : undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /** One row per message. `seq` (stream offset + 1) is the rowid, so paging by cursor is a range scan. */
 export const messages = sqliteTable(
@@ -11,6 +11,8 @@ export const messages = sqliteTable(
     body: text('body').notNull(),
     /** epoch milliseconds */
     createdAt: integer('created_at').notNull(),
+    /** The sender's idempotency key, if the post carried one (`id` is derived from sender and key). */
+    key: text('key'),
   },
   (t) => [index('messages_room_seq').on(t.room, t.seq), index('messages_created_at').on(t.createdAt)],
 );
@@ -36,3 +38,27 @@ export const logGaps = sqliteTable('log_gaps', {
   /** epoch milliseconds */
   detectedAt: integer('detected_at').notNull(),
 });
+
+/**
+ * The latest message of each room (its seq): the conversation list's "head" and "lastMessage".
+ * Written in the same transaction as the messages it summarises.
+ */
+export const roomHeads = sqliteTable('room_heads', {
+  room: text('room').primaryKey(),
+  head: integer('head').notNull(),
+});
+
+/**
+ * A user's place in a room: the rooms on their conversation list (they posted there or marked it
+ * read) and their read marker (0 = nothing read). Written in the same transaction as the log
+ * records it comes from, so the marker, the room's head and the messages never disagree.
+ */
+export const roomMembers = sqliteTable(
+  'room_members',
+  {
+    user: text('user').notNull(),
+    room: text('room').notNull(),
+    lastRead: integer('last_read').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.room] })],
+);

@@ -1,5 +1,5 @@
 import type { AsyncMessage, Connection } from 'rabbitmq-client';
-import { encodeLogRecord } from '../../src/domain/message.ts';
+import { encodeRecord } from '../../src/domain/records.ts';
 import { nowMs } from './clock.ts';
 import type { BenchOptions } from './options.ts';
 import { say } from './progress.ts';
@@ -116,7 +116,7 @@ export async function runBrokerCeilings(scope: Scope, opts: BenchOptions, stream
   const conn = await connectRabbit(opts.rabbitmqUrl, 'bench ceiling');
   scope.defer(() => conn.close());
   await declareStream(conn, stream);
-  const record = (i: number) => encodeLogRecord(logRecord(roomName(i % opts.rooms), i, opts.bodyBytes));
+  const record = (i: number) => encodeRecord(logRecord(roomName(i % opts.rooms), i, opts.bodyBytes));
   say(`broker: publishing with confirms, ${opts.concurrency} in flight, for ${opts.seconds} s`);
   const publish = await publishWindow(conn, stream, {
     concurrency: opts.concurrency,

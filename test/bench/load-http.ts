@@ -23,6 +23,8 @@ export interface LoadArgs {
   rooms: number;
   /** rooms used are roomName(roomOffset + k % rooms) */
   roomOffset?: number;
+  /** when given, rooms are `${roomPrefix}${k % rooms}` instead (e.g. rooms nobody subscribes to) */
+  roomPrefix?: string;
   bodyBytes: number;
   /** hard cap on requests, whatever the time */
   maxRequests: number;
@@ -65,7 +67,7 @@ async function run(a: LoadArgs): Promise<LoadResult> {
   const roomOffset = a.roomOffset ?? 0;
 
   const postOne = (k: number): Promise<void> => {
-    const room = roomName(roomOffset + (k % a.rooms));
+    const room = a.roomPrefix !== undefined ? `${a.roomPrefix}${k % a.rooms}` : roomName(roomOffset + (k % a.rooms));
     const t = nowMs();
     const payload = Buffer.from(JSON.stringify({ room, sender: senderName(k), body: bodyText(t, a.bodyBytes) }));
     sent++;

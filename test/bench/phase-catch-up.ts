@@ -1,4 +1,4 @@
-import { encodeLogRecord } from '../../src/domain/message.ts';
+import { encodeRecord } from '../../src/domain/records.ts';
 import { publishWindow } from './ceilings-broker.ts';
 import { Child } from './children.ts';
 import { nowMs, waitFor } from './clock.ts';
@@ -37,7 +37,7 @@ export async function runCatchUp(scope: Scope, opts: BenchOptions, server: Serve
     concurrency: FILL_WINDOW,
     count: opts.stored,
     seconds: 600,
-    record: (i) => encodeLogRecord(logRecord(REPLAY_ROOM, i, opts.bodyBytes)),
+    record: (i) => encodeRecord(logRecord(REPLAY_ROOM, i, opts.bodyBytes)),
     signal: scope.signal,
   });
   const target = startOffset + fill.published;

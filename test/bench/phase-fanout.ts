@@ -1,4 +1,4 @@
-import { encodeLogRecord } from '../../src/domain/message.ts';
+import { encodeRecord } from '../../src/domain/records.ts';
 import { publishWindow } from './ceilings-broker.ts';
 import { nowMs, waitFor } from './clock.ts';
 import { processTicks, TICK_MS } from './cpu-usage.ts';
@@ -81,7 +81,7 @@ export async function runFanoutFromLog(scope: Scope, opts: BenchOptions, server:
     const room = roomName(i % opts.rooms);
     const r = logRecord(room, i, opts.bodyBytes);
     (acceptedByRoom[room] ??= []).push(r.id);
-    return encodeLogRecord(r);
+    return encodeRecord(r);
   };
 
   say(`fanout: publishing straight to stream ${stream}, ${window} in flight for ${opts.seconds} s, ${fleet.subscribed} sockets in ${opts.rooms} rooms`);

@@ -31,6 +31,8 @@ export async function deleteStreams(url: string, names: readonly string[]): Prom
     for (const queue of names) {
       try {
         await conn.queueDelete({ queue });
+        // the server's live-signals exchange, named from the stream
+        await conn.exchangeDelete({ exchange: `${queue}.signals` });
       } catch {
         failed.push(queue);
       }

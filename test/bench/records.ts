@@ -1,5 +1,5 @@
 import { newId } from '../../src/domain/id.ts';
-import type { LogRecord } from '../../src/domain/message.ts';
+import type { MessageRecord } from '../../src/domain/records.ts';
 
 /** The data shapes every phase uses: room names, senders and bodies of a fixed size. */
 
@@ -25,9 +25,9 @@ export function bodyText(sentAtMs: number, bytes: number): string {
 /** The send time a body was made with, or NaN. */
 export const sentAtOf = (body: string): number => parseFloat(body);
 
-/** A record as the server would publish it for a POST (see src/domain/message.ts toLogRecord). */
-export function logRecord(room: string, i: number, bodyBytes: number, now = Date.now()): LogRecord {
-  return { id: newId(now), room, sender: senderName(i), body: bodyText(now, bodyBytes), createdAt: now };
+/** A record as the server would publish it for a POST (see src/domain/records.ts messageRecord). */
+export function logRecord(room: string, i: number, bodyBytes: number, now = Date.now()): MessageRecord {
+  return { kind: 'message', id: newId(now), room, sender: senderName(i), body: bodyText(now, bodyBytes), createdAt: now };
 }
 
 /** The frame the chat server pushes for a stored message (src/hub/hub.ts messageFrame). */

@@ -7,8 +7,10 @@ import type { BenchOptions } from './options.ts';
 import type { PeerResult } from './peer-socketio.ts';
 import type { CatchUpResult } from './phase-catch-up.ts';
 import type { EndToEndResult } from './phase-end-to-end.ts';
+import type { HistoryResult, RequestCost } from './phase-history.ts';
 import { FANOUT_WINDOW, type FanoutFromLogResult } from './phase-fanout.ts';
 import type { LatencyResult } from './phase-latency.ts';
+import type { IngestCostResult, NativeEndToEndResult } from './phase-native.ts';
 import type { PhaseOutcome } from './scope.ts';
 
 export interface Phases {
@@ -17,7 +19,12 @@ export interface Phases {
   endToEnd?: PhaseOutcome<EndToEndResult>;
   latency?: PhaseOutcome<LatencyResult>;
   fanoutFromLog?: PhaseOutcome<FanoutFromLogResult>;
+  ingest?: PhaseOutcome<IngestCostResult>;
+  connectBatched?: PhaseOutcome<unknown>;
+  fanoutBatched?: PhaseOutcome<FanoutFromLogResult>;
+  endToEndNative?: PhaseOutcome<NativeEndToEndResult>;
   catchUp?: PhaseOutcome<CatchUpResult>;
+  history?: PhaseOutcome<HistoryResult>;
   sockets?: PhaseOutcome<IdleSocketsResult>;
   broker?: PhaseOutcome<BrokerCeilings>;
   sqlite?: PhaseOutcome<SqliteCeilings>;
@@ -74,6 +81,32 @@ export interface Summary {
     fanoutVsBareWs: N;
   };
   peer: { deliveredFramesPerSec: N; rssBytesPerSocket: N };
+  /** server CPU per POST accepted and stored, no subscribers (phase 2c), microseconds */
+  serverUsPerPost: N;
+  /** server CPU per delivered frame above the cost of storing the message (phase 2b), microseconds */
+  serverUsPerFrame: N;
+  /** the same with ?batch=1 sockets (phase 2d) */
+  serverUsPerFrameBatched: N;
+  /** end to end with the native load generator and ?batch=1 sockets (phase 2e) */
+  e2eNativeAcceptedPerSec: N;
+  e2eNativeLost: N;
+  e2eNativeDuplicates: N;
+  /** fan-out frames per server CPU second, ours (?batch=1 sockets) / Socket.IO's */
+  fanoutPerCpuVsPeer: N;
+  /** scrollback pages (older messages, newest first), messages per second */
+  scrollbackPerSec: N;
+  /** what generated the POST load: the native wrk, or the JavaScript fallback */
+  loadGenerator: 'wrk' | 'js' | null;
+}
+
+/**
+ * Server CPU per delivered frame of a fan-out-from-log phase, above what storing its records
+ * costs (phase 2c's per-record figure): (server CPU - records x cost per record) / frames.
+ */
+export function usPerFrame(f: FanoutFromLogResult | undefined, usPerRecord: number | null | undefined): N {
+  if (!f || f.cpu.server === null || f.framesDelivered <= 0) return null;
+  const serverUs = (f.cpu.server / 100) * f.cpu.ms * 1000;
+  return Math.round(((serverUs - f.published * (usPerRecord ?? 0)) / f.framesDelivered) * 100) / 100;
 }
 
 const ok = <T>(p: PhaseOutcome<T> | undefined): T | undefined => (p?.ok ? p.value : undefined);
@@ -94,6 +127,10 @@ export function summarise(r: Results): { summary: Summary; derived: Record<strin
   const http = ok(r.phases.bareHttp);
   const ws = ok(r.phases.bareWs);
   const peer = ok(r.phases.peer);
+  const ingest = ok(r.phases.ingest);
+  const fanB = ok(r.phases.fanoutBatched);
+  const native = ok(r.phases.endToEndNative);
+  const scrollback = (r.phases as Record<string, PhaseOutcome<{ perSec?: number | null }> | undefined>).scrollback;
 
   const ceilings = {
     brokerPublishPerSec: num(broker?.publish.perSec),
@@ -139,6 +176,15 @@ export function summarise(r: Results): { summary: Summary; derived: Record<strin
       fanoutVsBareWs: ratio(num(fan?.deliveredFramesPerSec), ceilings.bareWsFramesPerSec),
     },
     peer: { deliveredFramesPerSec: num(peer?.fanOut.deliveredFramesPerSec), rssBytesPerSocket: num(peer?.idle.rssBytesPerSocket) },
+    serverUsPerPost: num(ingest?.posts.cpu.serverUs),
+    serverUsPerFrame: usPerFrame(fan, ingest?.records.cpu.serverUs),
+    serverUsPerFrameBatched: usPerFrame(fanB, ingest?.records.cpu.serverUs),
+    e2eNativeAcceptedPerSec: num(native?.acceptedPerSec),
+    e2eNativeLost: native ? native.verify.lost + native.missingFromStore : null,
+    e2eNativeDuplicates: num(native?.verify.duplicates),
+    fanoutPerCpuVsPeer: ratio(num(fanB?.framesPerServerCpuSec ?? fan?.framesPerServerCpuSec), num(peer?.fanOut.framesPerServerCpuSec)),
+    scrollbackPerSec: num(ok(scrollback)?.perSec ?? undefined),
+    loadGenerator: ingest?.loadGenerator ?? native?.loadGenerator ?? ((r.machine.loadGenerator as 'wrk' | 'js' | undefined) ?? null),
   };
   return { summary, derived: { stageCeilingsMessagesPerSec: stages, slowestStage: slowest?.[0] ?? null, subscribersPerRoom: fanOut ?? null } };
 }
@@ -207,11 +253,44 @@ export function renderTable(r: Results): string {
     row('cpu % of a core: server / clients / runner', `${fmt(fan.cpu.server)} / ${fmt(fan.cpu.clients)} / ${fmt(fan.cpu.runner)}`, `first publish to end of drain; the runner publishes; ${fmt(fan.framesPerServerCpuSec)} frames per server CPU second`);
     row('record->receive p50 / p99', `${fmt(fan.latencyMs.p50)} / ${fmt(fan.latencyMs.p99)} ms`, `includes the wait behind ${fan.window} publishes in flight (about ${fmt(fan.publishedPerSec ? Math.round((fan.window / fan.publishedPerSec) * 1000) : null)} ms at this rate)`);
   }
+  const ingest = ok(r.phases.ingest);
+  const fanB = ok(r.phases.fanoutBatched);
+  const native = ok(r.phases.endToEndNative);
+  const cpuNote = (c: { serverPct: number | null; brokerPct: number | null; loadPct: number | null }) =>
+    `cpu % of a core: server ${fmt(c.serverPct)}, broker ${fmt(c.brokerPct)}, load ${fmt(c.loadPct)}`;
+  section(`2c cost of a message before any socket (rooms without subscribers, ${s.loadGenerator ?? 'n/a'} load, ${o.concurrency} connections, ${o.seconds} s)`, r.phases.ingest);
+  if (ingest) {
+    const c = ingest.posts.cpu;
+    row('POSTs accepted and stored', fmt(ingest.posts.acceptedPerSec, 'msg/s'), `${fmt(ingest.posts.accepted)} accepted, statuses ${JSON.stringify(ingest.posts.statuses)}; ${cpuNote(c)}`);
+    row('CPU per post: server / broker / load', `${fmt(c.serverUs)} / ${fmt(c.brokerUs)} / ${fmt(c.loadUs)} us`, 'from the first POST until the server had stored the last');
+    const rc = ingest.records.cpu;
+    row('records straight to the stream: server CPU', fmt(rc.serverUs, 'us/record'), `${fmt(ingest.records.published)} records (${fmt(ingest.records.publishedPerSec)} msg/s); consume, decode, store only`);
+  }
+  section(`2d fan-out from the log, ?batch=1 sockets (as 2b)`, r.phases.fanoutBatched);
+  if (fanB) {
+    row('delivered', fmt(fanB.deliveredFramesPerSec, 'frames/s'), `${fmt(fanB.framesDelivered)} of ${fmt(fanB.framesExpected)} frames; lost ${fanB.verify.lost}, duplicates ${fanB.verify.duplicates}, out of order ${fanB.outOfOrder}`);
+    row('cpu % of a core: server / clients / runner', `${fmt(fanB.cpu.server)} / ${fmt(fanB.cpu.clients)} / ${fmt(fanB.cpu.runner)}`, `${fmt(fanB.framesPerServerCpuSec)} frames per server CPU second`);
+  }
+  if (fan || fanB) row('server CPU per frame above storing (2b / 2d batched)', `${fmt(s.serverUsPerFrame)} / ${fmt(s.serverUsPerFrameBatched)} us`, '(server CPU - records x 2c cost per record) / frames');
+  section(`2e end to end, ${native?.loadGenerator ?? s.loadGenerator ?? ''} load, ?batch=1 sockets (${o.sockets} sockets, ${o.rooms} rooms, ${o.concurrency} connections, ${o.seconds} s)`, r.phases.endToEndNative);
+  if (native) {
+    row('accepted (202)', fmt(native.acceptedPerSec, 'msg/s'), `${fmt(native.accepted)} accepted, statuses ${JSON.stringify(native.statuses)}`);
+    row('delivered', fmt(native.deliveredFramesPerSec, 'frames/s'), `${fmt(native.framesDelivered)} of ${fmt(native.framesExpected)} frames${native.drainComplete ? '' : ' (INCOMPLETE)'}`);
+    row('lost / duplicates', `${native.verify.lost} / ${native.verify.duplicates}`, `of ${fmt(native.stored)} stored (202s + requests in flight at the stop); 202s missing from the store ${native.missingFromStore}, unexpected ${native.verify.unexpected}, out of order ${native.outOfOrder}`);
+    row('CPU per message, all deliveries: server / broker / load', `${fmt(native.cpuPerPost.serverUs)} / ${fmt(native.cpuPerPost.brokerUs)} / ${fmt(native.cpuPerPost.loadUs)} us`, cpuNote(native.cpuPerPost));
+  }
   section(`3 catch-up (${o.stored} stored in one room)`, r.phases.catchUp);
   if (cu) {
     row('node ingest of a backlog', fmt(cu.ingestPerSec, 'msg/s'), `direct publish ${fmt(cu.fillPublishPerSec)} msg/s`);
     row('GET /messages/since limit=1000', fmt(s.replayHttpPerSec, 'msg/s'), `${fmt(cu.http.messages)} messages, ${cu.http.pages} pages`);
     row('WebSocket subscribe after=0', fmt(s.replayWsPerSec, 'msg/s'), `${fmt(cu.ws.messages)} messages`);
+  }
+  const hist = ok(r.phases.history);
+  section(`3b scrollback and conversation list (${o.stored} in one room; a user in 200 rooms)`, r.phases.history);
+  if (hist) {
+    const cost = (c: RequestCost) => `p50 ${fmt(c.latencyMs.p50)} / p99 ${fmt(c.latencyMs.p99)} ms; ${fmt(c.serverCpuUsPerRequest)} µs server CPU each`;
+    row('GET /messages/before limit=50', fmt(hist.scrollback.perSec, 'pages/s'), `${fmt(hist.scrollback.pages)} pages, newest to first; ${cost(hist.scrollback)}`);
+    row('GET /rooms (200 rooms, limit=200)', fmt(hist.rooms.perSec, 'req/s'), `${fmt(hist.rooms.requests)} requests; ${cost(hist.rooms)}`);
   }
   section(`4 idle sockets (${o.idle})`, r.phases.sockets);
   if (socks) row('server RSS per socket', kib(socks.rssBytesPerSocket), `${mib(socks.rssBeforeBytes)} -> ${mib(socks.rssWithSocketsBytes)}`);
@@ -234,6 +313,22 @@ export function renderTable(r: Results): string {
     row('delivered', fmt(s.peer.deliveredFramesPerSec, 'frames/s'), `${fmt(peer.fanOut.framesDelivered)} of ${fmt(peer.fanOut.framesExpected)} frames; server cpu ${fmt(peer.fanOut.serverCpuPct)} % of a core, ${fmt(peer.fanOut.framesPerServerCpuSec)} frames per server CPU second`);
     row('server RSS per idle socket', kib(s.peer.rssBytesPerSocket), `${mib(peer.idle.rssBeforeBytes)} -> ${mib(peer.idle.rssWithSocketsBytes)}`);
   }
+  rows.push(['goals (issue 14)', 'ours', 'goal']);
+  const goal = (label: string, value: N, unit: string, target: string, met: boolean | null) =>
+    row(label, fmt(value, unit), `${target}: ${met === null ? 'not measured' : met ? 'met' : 'NOT met'}`);
+  const le = (v: N, t: number) => (v === null ? null : v <= t);
+  const ge = (v: N, t: number) => (v === null ? null : v >= t);
+  goal('server CPU per post accepted and stored (no subscribers)', s.serverUsPerPost, 'us', '<= 60 us', le(s.serverUsPerPost, 60));
+  goal('server CPU per delivered frame, ?batch=1', s.serverUsPerFrameBatched, 'us', '<= 3 us', le(s.serverUsPerFrameBatched, 3));
+  goal('server CPU per delivered frame, unbatched', s.serverUsPerFrame, 'us', '<= 8 us', le(s.serverUsPerFrame, 8));
+  const nativeOk = s.e2eNativeAcceptedPerSec === null ? null : s.e2eNativeAcceptedPerSec >= 8000 && s.e2eNativeLost === 0 && s.e2eNativeDuplicates === 0;
+  goal(`end to end, native load (lost ${fmt(s.e2eNativeLost)}, duplicates ${fmt(s.e2eNativeDuplicates)})`, s.e2eNativeAcceptedPerSec, 'msg/s', '>= 8,000 msg/s, 0 lost, 0 duplicates', nativeOk);
+  goal('latency post -> frame at 2,000 msg/s, p50', s.p50Ms, 'ms', '<= 5 ms', le(s.p50Ms, 5));
+  goal('latency post -> frame at 2,000 msg/s, p99', s.p99Ms, 'ms', '<= 25 ms', le(s.p99Ms, 25));
+  goal('fan-out frames per server CPU second vs Socket.IO', s.fanoutPerCpuVsPeer, 'x', '>= 4x', ge(s.fanoutPerCpuVsPeer, 4));
+  goal('catch-up over HTTP, pages of 1,000', s.replayHttpPerSec, 'msg/s', '>= 300,000 msg/s', ge(s.replayHttpPerSec, 300_000));
+  goal('scrollback pages', s.scrollbackPerSec, 'msg/s', '>= 300,000 msg/s', ge(s.scrollbackPerSec, 300_000));
+  goal('RSS per idle socket', s.rssBytesPerSocket === null ? null : Math.round((s.rssBytesPerSocket / 1024) * 10) / 10, 'KiB', '<= 8 KiB', le(s.rssBytesPerSocket, 8 * 1024));
   rows.push(['ratios', '', '']);
   const d = r.derived ?? {};
   row('end to end / slowest stage', fmt(s.ratios.endToEndVsSlowestStage), `slowest: ${fmt(d.slowestStage)} ${JSON.stringify(d.stageCeilingsMessagesPerSec ?? {})}`);

@@ -18,8 +18,11 @@ import { parseOptions, UsageError, type BenchOptions, type PhaseName } from './o
 import { runPeer } from './peer-socketio.ts';
 import { runCatchUp } from './phase-catch-up.ts';
 import { runEndToEnd } from './phase-end-to-end.ts';
+import { runHistory } from './phase-history.ts';
 import { runFanoutFromLog } from './phase-fanout.ts';
 import { runLatency } from './phase-latency.ts';
+import { wrkAvailable } from './load-wrk.ts';
+import { runIngestCost, runNativeEndToEnd } from './phase-native.ts';
 import { say } from './progress.ts';
 import { deleteStreams } from './rabbit.ts';
 import { renderTable, summarise, type Results } from './report.ts';
@@ -83,11 +86,14 @@ const fdLimit = (() => {
   }
 })();
 
+/** The native load generator when installed (the JavaScript one costs more CPU than the server). */
+const useWrk = wrkAvailable();
+
 const results: Results = {
   runId,
   startedAt: new Date().toISOString(),
   options: { ...opts, only: [...opts.only] },
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version, fdLimit },
+  machine: { loadGenerator: useWrk ? 'wrk' : 'js', cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version, fdLimit },
   server: { stream, ceilingStream, databasePath },
   phases: {},
   errors: {},
@@ -124,7 +130,7 @@ async function main(): Promise<void> {
   say(`run ${runId}: ${opts.quick ? 'quick, ' : ''}${opts.sockets} sockets / ${opts.rooms} rooms / ${opts.seconds} s / ${opts.stored} stored / ${opts.idle} idle; stream ${stream}; fd limit ${fdLimit}`);
   const p = results.phases;
 
-  if (want('e2e') || want('latency') || want('fanout') || want('catchup') || want('sockets')) {
+  if (want('e2e') || want('latency') || want('fanout') || want('catchup') || want('history') || want('sockets')) {
     p.serverStart = await runPhase('server start', 60_000, async () => {
       server = await startServer();
       return { pid: server.pid, port: server.port };
@@ -149,11 +155,37 @@ async function main(): Promise<void> {
           runFanoutFromLog(scope, opts, server!, f, stream),
         );
     }
+    // Rooms nobody subscribes to: the cost of a message before any socket (for CPU per post and per frame).
+    if (want('e2e') || want('fanout')) p.ingest = await runPhase('2c ingest cost, no subscribers', opts.seconds * 2000 + 150_000, (scope) =>
+        runIngestCost(scope, opts, server!, stream, useWrk),
+      );
     await live.close();
+
+    // The same number of sockets again, speaking ?batch=1 (as the SDK does).
+    const batched = new Scope('?batch=1 sockets');
+    let bFleet: WsFleet | undefined;
+    p.connectBatched = await runPhase('connect ?batch=1 sockets', 60_000 + opts.sockets * 20, async () => {
+      bFleet = await WsFleet.start(batched, opts.wsProcesses);
+      return bFleet.open(`${server!.wsUrl}?batch=1`, opts.sockets, opts.rooms, true, 30_000 + opts.sockets * 10);
+    });
+    if (p.connectBatched.ok && bFleet) {
+      const f = bFleet;
+      if (want('fanout')) p.fanoutBatched = await runPhase('2d fan-out from the log, ?batch=1 sockets', opts.seconds * 5000 + 120_000, (scope) =>
+          runFanoutFromLog(scope, opts, server!, f, stream),
+        );
+      if (want('e2e')) p.endToEndNative = await runPhase(`2e end to end, ${useWrk ? 'wrk' : 'JS load (wrk missing)'}, ?batch=1 sockets`, opts.seconds * 1000 + 150_000, (scope) =>
+          runNativeEndToEnd(scope, opts, server!, f, useWrk, true),
+        );
+    }
+    await batched.close();
   }
 
   if (server && want('catchup')) {
     p.catchUp = await runPhase('3 catch-up', 90_000 + opts.stored * 2, (scope) => runCatchUp(scope, opts, server!, stream));
+  }
+
+  if (server && want('history')) {
+    p.history = await runPhase('3b scrollback and conversation list', 120_000 + opts.stored * 2, (scope) => runHistory(scope, opts, server!, stream));
   }
 
   if (server && want('sockets')) {

@@ -80,6 +80,8 @@ export class ServerProcess {
           STREAM_NAME: o.streamName,
           LOG_LEVEL: 'warn',
           RATE_LIMIT_PER_MINUTE: rateLimit,
+          // Every bench client connects from 127.0.0.1: the open-mode per-address cap would refuse them.
+          WS_MAX_SOCKETS_PER_IP: '1000000',
           ...o.env,
         },
       });

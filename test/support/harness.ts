@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
-import { afterAll, inject } from 'vitest';
+import { afterAll, inject, vi } from 'vitest';
 import WebSocket from 'ws';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Message } from '../../src/domain/message.ts';
@@ -24,6 +24,8 @@ export async function deleteStream(name: string, url = rabbitUrl()): Promise<voi
   try {
     await conn.onConnect(5000);
     await conn.queueDelete({ queue: name });
+    // The nodes' live-signals exchange (not durable, but it would stay until the broker restarts).
+    await conn.exchangeDelete({ exchange: `${name}.signals` });
   } catch {
     // best effort: a test's cleanup must not fail the test
   } finally {
@@ -198,19 +200,19 @@ export const waitReady = (base: string, timeoutMs = 20_000) =>
   eventually(async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined), timeoutMs, `${base}/readyz`);
 
 /** Re-checks `probe` until it returns a value that is not undefined (a condition to wait for, not a sleep). */
-export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+export function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  return vi
+    .waitFor(
+      async () => {
+        const v = await probe();
+        if (v === undefined) throw new Error('not yet');
+        return v;
+      },
+      { timeout: timeoutMs, interval: 25 },
+    )
+    .catch((err: Error) => {
+      throw new Error(`timed out waiting for ${what}${err.message === 'not yet' ? '' : `: ${err.message}`}`);
+    });
 }
 
 /** Waits until `base` has stored at least `count` messages (optionally of one room). */
@@ -226,13 +228,17 @@ type Frame = Record<string, unknown> & { type: string };
 export class WsClient {
   readonly ws: WebSocket;
   readonly frames: Frame[] = [];
+  /** WebSocket messages received (with `?batch=1` one may carry several frames). */
+  wsMessages = 0;
   readonly closed: Promise<{ code: number; reason: string }>;
   private readonly waiters = new Set<() => void>();
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()));
+      this.wsMessages++;
+      // One frame per line (`?batch=1`); an unbatched message is one line.
+      for (const line of data.toString().split('\n')) this.frames.push(JSON.parse(line));
       for (const w of this.waiters) w();
     });
     this.closed = new Promise((res) => ws.once('close', (code, reason) => res({ code, reason: reason.toString() })));

@@ -13,7 +13,8 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', listenPort = 0): Promise<TcpProxy> {
+/** `targetPort` may be a function: each new connection goes where it says (e.g. a random node). */
+export async function startTcpProxy(targetPort: number | (() => number), targetHost = '127.0.0.1', listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let stalled = false;
   const track = (s: Socket) => {
@@ -22,7 +23,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     if (stalled) s.pause();
   };
   const server: Server = createServer((client) => {
-    const upstream = connect(targetPort, targetHost);
+    const upstream = connect(typeof targetPort === 'function' ? targetPort() : targetPort, targetHost);
     track(client);
     track(upstream);
     // Plain forwarding, not pipe(): pipe() would resume a paused side on 'drain'. A paused side
