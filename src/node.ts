@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
+import type { Server } from 'node:http';
 import { createAcceptor } from './accept.ts';
 import { createMarkRead } from './mark-read.ts';
 import { listRooms } from './store/conversations.ts';
@@ -13,18 +12,18 @@ import { connectSignalBus } from './broker/signals.ts';
 import { ConfigError, type Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { corsMiddleware, originAllowed } from './http/cors.ts';
-import { hardenServer, serverOptions } from './http/server.ts';
-import { AppError } from './errors.ts';
-import { guard } from './guard.ts';
+import { createHttpServer } from './http/server.ts';
 import { metricsRoutes, observeRequests } from './http/operations.ts';
 import { apiDocRoutes } from './http/api-docs.ts';
 import { Metrics } from './metrics.ts';
 import { Hub } from './hub/hub.ts';
 import { LiveSignals } from './hub/live-signals.ts';
-import { attachWebSocket } from './hub/websocket.ts';
+import { attachWebSocket, type WebSocketEndpoint } from './hub/websocket.ts';
+import { startParts, type Part } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { startCheckpointer } from './store/checkpointer.ts';
 import { openDb } from './store/db.ts';
+import { decideReadiness } from './readiness.ts';
 import { Replica } from './replica.ts';
 import { MessageStore } from './store/messages.ts';
 
@@ -39,14 +38,13 @@ export interface RunningNode {
 
 /**
  * The composition root: builds every part, wires them in the one direction data flows
- * (http -> broker -> consumer -> store -> hub), and stops them in reverse order.
+ * (http -> broker -> consumer -> store -> hub), starts them in order and stops them in reverse.
  */
 export async function startNode(config: Config, log: Logger, metrics = new Metrics()): Promise<RunningNode> {
   const db = openOrExplain(config.databasePath);
   const store = new MessageStore(db, config.streamName);
   store.apply = metrics.timeCommits(store.apply.bind(store));
   const checkpointer = startCheckpointer(config.databasePath, (pages) => db.$client.pragma(`wal_autocheckpoint = ${pages}`), log);
-
   const hub = new Hub({
     roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
     roomHead: (room) => store.roomHead(room),
@@ -63,7 +61,8 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     log,
     sink: replica,
   });
-  consumer.start();
+  const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached());
+  const publish = metrics.timeConfirms(publisher.publish);
   // Typing and presence: their own queue and channel, never the log's; a failure there only drops signals.
   const signalBus = connectSignalBus(broker, config.streamName, log);
   const live = new LiveSignals(signalBus, log, {
@@ -71,26 +70,10 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     ttlMs: config.presenceTtlMs,
     queryWaitMs: config.presenceQueryWaitMs,
   });
-  const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached());
-  const publish = metrics.timeConfirms(publisher.publish);
 
-  // The app is built below; requests only arrive after listen().
   const limits = { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs, maxConnections: config.maxConnections };
-  const listener = getRequestListener((req, env) => app.fetch(req, env), {
-    // A request the adaptor cannot even turn into a Request (bad Host, bad URL): JSON like the rest.
-    errorHandler: (err) => {
-      log.debug({ err }, 'request could not be read');
-      return Response.json(new AppError('bad_request').toJSON(), { status: 400 });
-    },
-  });
-  const server = createServer(
-    serverOptions(limits),
-    guard(log, 'request', listener, (_err, _req, res) => {
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json', Connection: 'close' });
-      res.end(JSON.stringify(new AppError('internal').toJSON()));
-    }),
-  );
-  hardenServer(server, limits, log);
+  // The app is built below; requests only arrive after listen().
+  const server = createHttpServer((req, env) => app.fetch(req, env), limits, log);
   const limiter = new RateLimiter(config.rateLimitPerMinute);
   const accept = metrics.countPosts(createAcceptor({ publish, limiter, maxMessageBytes: config.maxMessageBytes, stored: (id) => store.byId(id) }));
   const markRead = createMarkRead({ publish, limiter });
@@ -129,20 +112,15 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     before: [observeRequests(log, metrics), corsMiddleware(config.corsOrigins)].filter((m) => m !== undefined),
     routes: [metricsRoutes(metrics, config.metricsToken), apiDocRoutes(config.maxMessageBytes)],
     metricsToken: config.metricsToken,
-    readiness: () => {
-      const consumerStatus = consumer.status();
-      const checks = {
-        database: db.$client.open ? 'open' : 'closed',
-        broker: broker.ready() ? 'connected' : 'disconnected',
-        consumer: consumerStatus,
-        ...replica.status(),
+    readiness: () =>
+      decideReadiness({
+        database: { open: db.$client.open },
+        broker: { connected: broker.ready() },
+        consumer: consumer.status(),
+        replica: replica.status(),
         sockets: sockets.connections,
-      };
-      const failing = [!db.$client.open && 'database', !broker.ready() && 'broker', !consumer.ready() && 'consumer'].filter((f) => f !== false);
-      return { ok: db.$client.open && consumer.ready(), checks, failing };
-    },
+      }),
   });
-
   metrics.attach({
     sockets: () => sockets.connections,
     hub: () => ({ ...hub.stats, delivered: hub.delivered, subscribes: hub.subscribes }),
@@ -152,13 +130,21 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     streamLength: () => streamLength(broker, config.streamName),
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(listenProblem(err as NodeJS.ErrnoException, config)));
-    server.listen(config.port, config.host, () => {
-      server.removeAllListeners('error');
-      resolve();
-    });
-  });
+  // Stopped in reverse: HTTP and sockets first (in-flight posts finish), the database last.
+  const stopAll = await startParts(
+    [
+      { name: 'database', stop: () => void db.$client.close() },
+      { name: 'checkpointer', stop: () => checkpointer.stop() },
+      { name: 'broker', stop: () => broker.conn.close().catch(() => {}) },
+      { name: 'publisher', stop: () => publisher.close().catch(() => {}) },
+      { name: 'consumer', start: () => consumer.start(), stop: () => consumer.stop() },
+      { name: 'signals', stop: () => signalBus.stop() },
+      // after the sockets (their leaves went out): now the goodbye
+      { name: 'presence', stop: () => live.stop() },
+      httpPart(server, sockets, config),
+    ],
+    log,
+  );
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: config.host, stream: config.streamName, database: config.databasePath }, 'listening');
 
@@ -166,6 +152,26 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
   const stop = () =>
     (stopping ??= (async () => {
       log.info('shutting down');
+      await stopAll();
+      log.info('stopped');
+    })());
+
+  return { port, stop, routes: () => app.routes.map(({ method, path }) => ({ method, path })) };
+}
+
+/** The HTTP server as a part: listens on start; on stop, in-flight requests finish and sockets close (1001). */
+function httpPart(server: Server, sockets: WebSocketEndpoint, config: Config): Part {
+  return {
+    name: 'http',
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', (err) => reject(listenProblem(err as NodeJS.ErrnoException, config)));
+        server.listen(config.port, config.host, () => {
+          server.removeAllListeners('error');
+          resolve();
+        });
+      }),
+    async stop() {
       const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // In-flight POSTs finish (each is bounded by the publish deadline), then the rest is cut.
@@ -173,17 +179,8 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
       await sockets.close();
       await httpClosed;
       clearTimeout(forced);
-      live.stop(); // after the sockets: their leaves went out; now the goodbye
-      await signalBus.stop();
-      await consumer.stop();
-      await publisher.close().catch(() => {});
-      await broker.conn.close().catch(() => {});
-      await checkpointer.stop();
-      db.$client.close();
-      log.info('stopped');
-    })());
-
-  return { port, stop, routes: () => app.routes.map(({ method, path }) => ({ method, path })) };
+    },
+  };
 }
 
 /** The database file, or a ConfigError naming DATABASE_PATH (a folder not writable, a file not a database, ...). */

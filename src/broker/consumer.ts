@@ -106,10 +106,6 @@ export class StreamConsumer<T> {
     return this.lastError && this.state !== 'consuming' ? { state: this.state, error: this.lastError } : { state: this.state };
   }
 
-  ready(): boolean {
-    return this.state === 'consuming' && this.options.broker.ready();
-  }
-
   /** Finishes the batch in flight, then closes the subscription. */
   async stop(): Promise<void> {
     if (this.stopping) return;

@@ -5,8 +5,8 @@ import type { Authenticate } from './auth.ts';
 
 export interface Readiness {
   /**
-   * ok when the database is open and the consumer is connected and consuming; checks say what is
-   * wrong, failing names the checks that fail (all an anonymous caller sees in token mode).
+   * Whether the node may take traffic (decided by decideReadiness in src/readiness.ts); checks say
+   * what is wrong, failing names the checks that fail (all an anonymous caller sees in token mode).
    */
   (): { ok: boolean; checks: Record<string, unknown>; failing?: string[] };
 }

@@ -1,4 +1,5 @@
-import type { Server, ServerOptions } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import type { Socket } from 'node:net';
 import { AppError } from '../errors.ts';
 import { guard } from '../guard.ts';
@@ -12,6 +13,30 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** TCP connections (HTTP and WebSocket) served at once; more are answered 503 and closed. */
   maxConnections: number;
+}
+
+/**
+ * The node's HTTP server around a fetch handler (the Hono app), hardened (see hardenServer): a
+ * request that cannot even become a Request, or a handler that throws past the app, still gets
+ * the JSON error body every other refusal has.
+ */
+export function createHttpServer(fetch: (req: Request, env: unknown) => Response | Promise<Response>, limits: ServerLimits, log: Logger): Server {
+  const listener = getRequestListener(fetch, {
+    // A request the adaptor cannot even turn into a Request (bad Host, bad URL): JSON like the rest.
+    errorHandler: (err) => {
+      log.debug({ err }, 'request could not be read');
+      return Response.json(new AppError('bad_request').toJSON(), { status: 400 });
+    },
+  });
+  const server = createServer(
+    serverOptions(limits),
+    guard(log, 'request', listener, (_err, _req, res) => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json', Connection: 'close' });
+      res.end(JSON.stringify(new AppError('internal').toJSON()));
+    }),
+  );
+  hardenServer(server, limits, log);
+  return server;
 }
 
 /** Options for http.createServer: Node checks the two timeouts every `connectionsCheckingInterval`. */
