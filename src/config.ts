@@ -58,6 +58,9 @@ const schema = z.object({
   CONSUMER_PREFETCH: int(1, 65_535).default(2000),
   WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   WS_PING_INTERVAL_MS: int(1000, 3_600_000).default(30_000),
+  // Replay (subscribe with a cursor) bytes one socket may receive at once, and its sustained rate.
+  WS_REPLAY_BURST_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  WS_REPLAY_BYTES_PER_SECOND: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(100),
   WS_MAX_SOCKETS_PER_USER: int(1, 100_000).default(20),
@@ -97,6 +100,10 @@ export type Config = Readonly<{
   consumerPrefetch: number;
   wsMaxBufferedBytes: number;
   wsPingIntervalMs: number;
+  /** Replay bytes a socket may receive at once (its byte bucket's size). */
+  wsReplayBurstBytes: number;
+  /** The bucket's refill: a socket's sustained replay bytes per second. */
+  wsReplayBytesPerSecond: number;
   shutdownTimeoutMs: number;
   wsMaxSubscriptions: number;
   wsMaxSocketsPerUser: number;
@@ -189,6 +196,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     consumerPrefetch: c.CONSUMER_PREFETCH,
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
     wsPingIntervalMs: c.WS_PING_INTERVAL_MS,
+    wsReplayBurstBytes: c.WS_REPLAY_BURST_BYTES,
+    wsReplayBytesPerSecond: c.WS_REPLAY_BYTES_PER_SECOND,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
     wsMaxSubscriptions: c.WS_MAX_SUBSCRIPTIONS,
     wsMaxSocketsPerUser: c.WS_MAX_SOCKETS_PER_USER,

@@ -18,6 +18,7 @@ import { apiDocRoutes } from './http/api-docs.ts';
 import { Metrics } from './metrics.ts';
 import { Hub } from './hub/hub.ts';
 import { LiveSignals } from './hub/live-signals.ts';
+import { DEFAULT_REPLAY_BUDGET } from './hub/replay-lane.ts';
 import { attachWebSocket, type WebSocketEndpoint } from './hub/websocket.ts';
 import { startParts, type Part } from './lifecycle.ts';
 import type { Logger } from './log.ts';
@@ -45,12 +46,16 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
   const store = new MessageStore(db, config.streamName);
   store.apply = metrics.timeCommits(store.apply.bind(store));
   const checkpointer = startCheckpointer(config.databasePath, (pages) => db.$client.pragma(`wal_autocheckpoint = ${pages}`), log);
-  const hub = new Hub({
-    roomPage: (room, after, limit) => store.page({ room, after, limit }).messages,
-    roomHead: (room) => store.roomHead(room),
-    lastCursor: (room, n) => store.lastCursor(room, n),
-    epoch: () => store.epoch(),
-  });
+
+  const hub = new Hub(
+    {
+      roomPage: (room, after, limit, maxBytes) => store.roomReplayPage(room, after, limit, maxBytes),
+      roomHead: (room) => store.roomHead(room),
+      lastCursor: (room, n) => store.lastCursor(room, n),
+      epoch: () => store.epoch(),
+    },
+    { ...DEFAULT_REPLAY_BUDGET, burstBytes: config.wsReplayBurstBytes, bytesPerSecond: config.wsReplayBytesPerSecond },
+  );
 
   const broker = connectBroker(config.rabbitmqUrls, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
   const replica = new Replica(store, hub, log, config.databasePath);

@@ -1,10 +1,15 @@
 import type { Message } from '../domain/message.ts';
 import { CLOSE } from '../errors.ts';
+import { DEFAULT_REPLAY_BUDGET, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
 
 /** What the hub needs from storage: committed history of one room, by cursor. */
 export interface HistoryReader {
-  /** Messages of `room` with seq > after, ascending, at most `limit`. */
-  roomPage(room: string, after: number, limit: number): Message[];
+  /**
+   * Messages of `room` with seq > after, ascending: at most `limit`, stopping once about
+   * `maxBytes` were read (at least one message). `more` is false only when the page reached the
+   * room's latest stored message.
+   */
+  roomPage(room: string, after: number, limit: number, maxBytes: number): { messages: Message[]; more: boolean };
   /** Latest seq of `room` on this node, 0 when empty. */
   roomHead(room: string): number;
   /** The cursor from which a replay yields the last `n` stored messages of `room`. */
@@ -44,8 +49,10 @@ interface Subscription {
   closed: boolean;
 }
 
-/** Messages sent per replay step; the next step waits until this one reached the kernel. */
+/** Most messages in one replay page (its bytes are bounded by the lane's page size too). */
 const REPLAY_PAGE = 500;
+
+const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
 
 const messageFrame = (m: Message) => `{"type":"message",${JSON.stringify(m).slice(1)}`;
 
@@ -77,19 +84,34 @@ interface RoomFrames {
  * on this one thread, and `push` runs only after the commit. A subscription replays committed
  * history page by page while ignoring live pushes, and turns live in the same synchronous step
  * in which it read the last page, so every message is either in a page or pushed live, never
- * both, never neither.
+ * both, never neither. The pages of a peer's replays go through its ReplayLane (one page in
+ * flight per peer, charged by bytes); pacing only delays the next page, the rule is unchanged.
  */
 export class Hub {
   private readonly reader: HistoryReader;
   private readonly rooms = new Map<string, Set<Subscription>>();
   private readonly peers = new Map<Peer, Map<string, Subscription>>();
+  /** Each peer's replay lane, from its first replay until it is removed (its budget outlives unsubscribes). */
+  private readonly lanes = new Map<Peer, ReplayLane>();
+  private readonly budget: Readonly<ReplayBudget>;
+  private readonly clock: LaneClock;
   /** Message frames and bytes handed to sockets, by path; plain numbers read by the metrics at scrape. */
   readonly delivered = { liveFrames: 0, liveBytes: 0, replayFrames: 0, replayBytes: 0 };
   /** Subscribes by how they start (metrics: catch-up requests by kind). */
   readonly subscribes = { after: 0, last: 0, live: 0 };
 
-  constructor(reader: HistoryReader) {
+  constructor(reader: HistoryReader, budget: Readonly<ReplayBudget> = DEFAULT_REPLAY_BUDGET, clock: LaneClock = realClock) {
     this.reader = reader;
+    this.budget = budget;
+    this.clock = clock;
+  }
+
+  /**
+   * Whether `peer` may (re)start a replay of `room` now. Ask before a subscribe with a cursor; a
+   * refusal means do not subscribe (the pending replay goes on), `flood` means close the peer.
+   */
+  admitReplay(peer: Peer, room: string): ReplayVerdict {
+    return this.lanes.get(peer)?.admit(room) ?? OK;
   }
 
   /**
@@ -110,7 +132,13 @@ export class Hub {
     let mine = this.peers.get(peer);
     if (!mine) this.peers.set(peer, (mine = new Map()));
     mine.set(room, sub);
-    if (!sub.live) this.replay(sub);
+    if (!sub.live) this.laneOf(peer).start(room, (maxBytes, onFlushed) => this.replayStep(sub, maxBytes, onFlushed));
+  }
+
+  private laneOf(peer: Peer): ReplayLane {
+    let lane = this.lanes.get(peer);
+    if (!lane) this.lanes.set(peer, (lane = new ReplayLane(this.budget, this.clock)));
+    return lane;
   }
 
   epoch(): string | null {
@@ -130,6 +158,7 @@ export class Hub {
     const sub = mine?.get(room);
     if (!sub) return false;
     sub.closed = true;
+    this.lanes.get(peer)?.cancel(room);
     mine!.delete(room);
     if (mine!.size === 0) this.peers.delete(peer);
     const set = this.rooms.get(room)!;
@@ -152,6 +181,8 @@ export class Hub {
 
   /** Forgets a peer entirely (socket closed). */
   remove(peer: Peer): void {
+    this.lanes.get(peer)?.close();
+    this.lanes.delete(peer);
     const mine = this.peers.get(peer);
     if (!mine) return;
     for (const room of [...mine.keys()]) this.unsubscribe(peer, room);
@@ -256,19 +287,22 @@ export class Hub {
     }
   }
 
-  get stats(): { rooms: number; peers: number; subscriptions: number } {
+  get stats(): { rooms: number; peers: number; subscriptions: number; replaysPending: number } {
     let subscriptions = 0;
     for (const set of this.rooms.values()) subscriptions += set.size;
-    return { rooms: this.rooms.size, peers: this.peers.size, subscriptions };
+    let replaysPending = 0;
+    for (const lane of this.lanes.values()) replaysPending += lane.pending;
+    return { rooms: this.rooms.size, peers: this.peers.size, subscriptions, replaysPending };
   }
 
   /**
-   * A replay step after the first runs outside any handler (from a write callback): if it fails
-   * (storage closed under it), only that peer is dropped; it resumes with its cursor.
+   * One page of `sub`'s replay, run by its peer's lane (at once or later, from a timer or a
+   * write callback). If it fails (storage closed under it), only that peer is dropped; it
+   * resumes with its cursor.
    */
-  private continueReplay(sub: Subscription): void {
+  private replayStep(sub: Subscription, maxBytes: number, onFlushed: (err?: Error) => void): { bytes: number; done: boolean } {
     try {
-      this.replay(sub);
+      return this.replayPage(sub, maxBytes, onFlushed);
     } catch {
       this.remove(sub.peer);
       try {
@@ -276,36 +310,35 @@ export class Hub {
       } catch {
         // nothing more can be done for this peer
       }
+      return { bytes: 0, done: true };
     }
   }
 
-  private replay(sub: Subscription): void {
-    if (sub.closed || !sub.peer.open) return;
-    const page = this.reader.roomPage(sub.room, sub.cursor, REPLAY_PAGE);
-    const full = page.length === REPLAY_PAGE;
-    // Flow control: the next page is read only once this one has left the process, so a slow
-    // reader holds at most one page in memory and others are not starved meanwhile.
-    const next = full ? (err?: Error) => err || setImmediate(() => this.continueReplay(sub)) : undefined;
+  private replayPage(sub: Subscription, maxBytes: number, onFlushed: (err?: Error) => void): { bytes: number; done: boolean } {
+    if (sub.closed || !sub.peer.open) return { bytes: 0, done: true };
+    const { messages: page, more } = this.reader.roomPage(sub.room, sub.cursor, REPLAY_PAGE, maxBytes);
     let bytes = 0;
     if (sub.peer.batched) {
       // The whole page in one WebSocket message.
       if (page.length > 0) {
         const joined = page.map(messageFrame).join('\n');
         bytes = Buffer.byteLength(joined);
-        sub.peer.send(joined, next);
+        sub.peer.send(joined, onFlushed);
       }
     } else {
       sub.peer.cork(); // the whole page in one write
       for (let i = 0; i < page.length; i++) {
         const frame = messageFrame(page[i]!);
         bytes += Buffer.byteLength(frame);
-        sub.peer.send(frame, i === page.length - 1 ? next : undefined);
+        sub.peer.send(frame, i === page.length - 1 ? onFlushed : undefined);
       }
       sub.peer.uncork();
     }
     this.delivered.replayFrames += page.length;
     this.delivered.replayBytes += bytes;
     if (page.length > 0) sub.cursor = page[page.length - 1]!.seq;
-    if (!full) sub.live = true;
+    // Caught up in the same synchronous step as this read: live from here, nothing in between.
+    if (!more) sub.live = true;
+    return { bytes, done: !more };
   }
 }

@@ -336,6 +336,15 @@ export class SocketPeer implements Peer, SignalPeer {
     if (this.principal && !this.principal.rooms.allows(room)) {
       return this.sendError(forbiddenRoom(room));
     }
+    if (f.after !== undefined || last !== undefined) {
+      // A replay costs the history it sends: restarting one still running past the socket's
+      // replay budget is refused (the running one goes on), and a socket that keeps at it is cut.
+      const verdict = this.services.hub.admitReplay(this, room);
+      if (verdict.kind === 'flood') return this.close(CLOSE.policy, 'too many replays');
+      if (verdict.kind === 'refused') {
+        return this.error('rate_limited', `Replays on this socket are over their byte budget; this subscribe was ignored (the running replay of "${room}" goes on). Retry in ${verdict.retryAfterSeconds} s.`, { room, retryAfter: verdict.retryAfterSeconds });
+      }
+    }
     const known = this.services.hub.isSubscribed(this, room) || this.pending.has(room);
     if (!known && this.services.hub.subscriptionCount(this) + this.pending.size >= this.limits.maxSubscriptions) {
       return this.error('too_many_subscriptions', `At most ${this.limits.maxSubscriptions} rooms per socket.`, { room });

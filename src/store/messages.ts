@@ -67,6 +67,9 @@ type Row = typeof messages.$inferSelect;
 const MESSAGE_COLUMNS =
   "id, room, sender, body, strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch') || printf('.%03dZ', created_at % 1000) AS createdAt, seq, key";
 
+/** A message frame's bytes besides its id, room, sender and body (keys, createdAt, seq), roughly. */
+const FRAME_OVERHEAD = 110;
+
 /** SQLite gives NULL for a message posted without a key: undefined leaves it out of the JSON, keeping the row's shape. */
 const dropNullKeys = (rows: Message[]): Message[] => {
   for (const r of rows) if (r.key === null) r.key = undefined;
@@ -306,6 +309,24 @@ export class MessageStore {
     // that polling with after=next misses nothing stored later.
     const next = last ? last.seq : (query.after ?? this.head());
     return { messages: rows, next, hasMore, epoch: this.currentEpoch };
+  }
+
+  /**
+   * A replay page of one room (the hub's): ascending from `after`, at most `limit` messages,
+   * stopping at the message that takes the page past about `maxBytes`. Rows are stepped one at a
+   * time, so a page cut short by its bytes never reads the rest. `more` is false only when the
+   * room's end was reached.
+   */
+  roomReplayPage(room: string, after: number, limit: number, maxBytes: number): { messages: Message[]; more: boolean } {
+    const out: Message[] = [];
+    let bytes = 0;
+    for (const m of this.reads.pageRoom.iterate({ room, after, limit })) {
+      if (m.key === null) m.key = undefined;
+      out.push(m);
+      bytes += m.body.length + m.id.length + m.room.length + m.sender.length + (m.key?.length ?? 0) + FRAME_OVERHEAD;
+      if (bytes >= maxBytes) return { messages: out, more: true }; // leaving the loop resets the statement
+    }
+    return { messages: out, more: out.length === limit };
   }
 
   private sinceStart(since: number): number {

@@ -19,7 +19,7 @@ class FakePeer implements Peer {
 }
 
 const msg = (seq: number, room: string, body = `m${seq}`): Message => ({ id: `id${seq}`, room, sender: 's', body, createdAt: '2026-11-22T00:00:00.000Z', seq });
-const hub = () => new Hub({ roomPage: () => [], roomHead: () => 0, lastCursor: () => 0, epoch: () => 'e' });
+const hub = () => new Hub({ roomPage: () => ({ messages: [], more: false }), roomHead: () => 0, lastCursor: () => 0, epoch: () => 'e' });
 
 describe('Hub.push with batched peers (no broker)', () => {
   it('one WebSocket message per batched peer per batch, frames in log order across rooms', () => {
@@ -50,7 +50,7 @@ describe('Hub.push with batched peers (no broker)', () => {
 
   it('a batched peer whose cursor is inside the batch gets only the rest (not the room\'s shared message)', () => {
     let head = 0;
-    const h = new Hub({ roomPage: () => [], roomHead: () => head, lastCursor: () => 0, epoch: () => 'e' });
+    const h = new Hub({ roomPage: () => ({ messages: [], more: false }), roomHead: () => head, lastCursor: () => 0, epoch: () => 'e' });
     const from0 = new FakePeer(true);
     const from1 = new FakePeer(true);
     h.subscribe(from0, 'a');

@@ -1,0 +1,157 @@
+/**
+ * One socket's replays, paced by what they cost (issue 8: replay amplification).
+ *
+ * A subscribe with a cursor costs the history it replays, not one frame. Each socket gets one
+ * lane, and every replay of that socket runs through it:
+ * - one page in flight per socket: the next page is read from storage only once the previous one
+ *   has left the process (the send callback), so output follows the client's read speed and at
+ *   most one page per socket waits in memory;
+ * - pages are charged by their bytes to a token bucket (`burstBytes`, refilled at
+ *   `bytesPerSecond`); once it is spent the lane waits for the refill;
+ * - one pending replay per room: a new replay of a room replaces the one still pending;
+ * - restarting an unfinished replay while the bucket is spent is refused (`admit`), and a client
+ *   that keeps doing so is told to go (`flood`).
+ * So a socket's replay output is at most burstBytes + bytesPerSecond x seconds + one page.
+ */
+
+export interface ReplayBudget {
+  /** Replay bytes a socket may receive at once. */
+  burstBytes: number;
+  /** Refill of the bucket, bytes per second: a socket's sustained replay rate. */
+  bytesPerSecond: number;
+  /** Size a page aims at (a page holds at least one message, so it may pass it by one). */
+  pageBytes: number;
+  /** Restarts refused (without a calm spell: the bucket full again) before the verdict is `flood`. */
+  maxRefusals: number;
+}
+
+export const DEFAULT_REPLAY_BUDGET: Readonly<ReplayBudget> = Object.freeze({
+  burstBytes: 4 * 1024 * 1024,
+  bytesPerSecond: 1024 * 1024,
+  pageBytes: 64 * 1024,
+  maxRefusals: 10,
+});
+
+/**
+ * One replay's next step: reads and sends a page of about `maxBytes`. When it sent anything
+ * (`bytes` > 0) it calls `onFlushed` exactly once, when the page has left the process (with an
+ * error if it never will). `done`: the replay caught up (nothing more to send).
+ */
+export type ReplayStep = (maxBytes: number, onFlushed: (err?: Error) => void) => { bytes: number; done: boolean };
+
+/** `ok`, or refused with when to retry; `flood` means refused too often: close the socket (1008). */
+export type ReplayVerdict = { kind: 'ok' } | { kind: 'refused' | 'flood'; retryAfterSeconds: number };
+
+/** Time as the lane sees it (a fake one in unit tests). */
+export interface LaneClock {
+  now(): number;
+  /** Runs `fn` after `ms`; returns what cancels it. */
+  later(ms: number, fn: () => void): () => void;
+  /** Runs `fn` once pending I/O had its turn (between pages, so other sockets are served). */
+  soon(fn: () => void): void;
+}
+
+export const realClock: LaneClock = {
+  now: () => Date.now(),
+  later: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
+  soon: (fn) => void setImmediate(fn),
+};
+
+const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
+
+export class ReplayLane {
+  private readonly budget: Readonly<ReplayBudget>;
+  private readonly clock: LaneClock;
+  /** Pending replays by room, served round-robin in this order. */
+  private readonly jobs = new Map<string, ReplayStep>();
+  private tokens: number;
+  private at: number;
+  private refusals = 0;
+  private inFlight = false;
+  private cancelWait: (() => void) | undefined;
+  private closed = false;
+
+  constructor(budget: Readonly<ReplayBudget> = DEFAULT_REPLAY_BUDGET, clock: LaneClock = realClock) {
+    this.budget = budget;
+    this.clock = clock;
+    this.tokens = budget.burstBytes;
+    this.at = clock.now();
+  }
+
+  /** Replays waiting to send (their next page). */
+  get pending(): number {
+    return this.jobs.size;
+  }
+
+  /**
+   * Whether a new replay of `room` may start: refused when it would restart one still pending
+   * while the bucket is spent. A refused restart changes nothing (the pending replay goes on).
+   */
+  admit(room: string): ReplayVerdict {
+    this.refill();
+    if (!this.jobs.has(room) || this.tokens > 0) return OK;
+    this.refusals++;
+    const retryAfterSeconds = Math.max(1, Math.ceil(-this.tokens / this.budget.bytesPerSecond));
+    return { kind: this.refusals > this.budget.maxRefusals ? 'flood' : 'refused', retryAfterSeconds };
+  }
+
+  /** Queues the replay of `room`, replacing that room's pending one; its first page may go at once. */
+  start(room: string, step: ReplayStep): void {
+    if (this.closed) return;
+    this.jobs.delete(room);
+    this.jobs.set(room, step);
+    this.pump();
+  }
+
+  /** Drops the pending replay of `room` (unsubscribed). A page already sent still completes. */
+  cancel(room: string): void {
+    this.jobs.delete(room);
+  }
+
+  /** The socket is gone: nothing more is sent, no timer is left behind. */
+  close(): void {
+    this.closed = true;
+    this.jobs.clear();
+    this.cancelWait?.();
+    this.cancelWait = undefined;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.budget.burstBytes, this.tokens + ((now - this.at) / 1000) * this.budget.bytesPerSecond);
+    this.at = now;
+    if (this.tokens >= this.budget.burstBytes) this.refusals = 0; // calm again: past refusals are forgiven
+  }
+
+  private pump(): void {
+    while (!this.closed && !this.inFlight && this.cancelWait === undefined && this.jobs.size > 0) {
+      this.refill();
+      if (this.tokens <= 0) {
+        const ms = Math.max(1, Math.ceil((-this.tokens / this.budget.bytesPerSecond) * 1000));
+        this.cancelWait = this.clock.later(ms, () => {
+          this.cancelWait = undefined;
+          this.pump();
+        });
+        return;
+      }
+      const [room, step] = this.jobs.entries().next().value!;
+      this.jobs.delete(room);
+      this.inFlight = true;
+      const { bytes, done } = step(this.budget.pageBytes, (err) => this.flushed(err));
+      // Debt of at most one page: the bucket goes below zero and the next page waits for it.
+      this.tokens -= bytes;
+      // To the back of the queue (other rooms take their turn), unless replaced meanwhile.
+      if (!done && !this.jobs.has(room)) this.jobs.set(room, step);
+      if (bytes === 0) this.inFlight = false;
+    }
+  }
+
+  private flushed(err?: Error): void {
+    if (err) return this.close(); // the socket failed: nothing more will reach it
+    this.inFlight = false;
+    this.clock.soon(() => this.pump());
+  }
+}
