@@ -111,6 +111,8 @@ describe('API documents', () => {
     expect(body.required).toEqual(expect.arrayContaining(['room', 'body']));
     expect(body.properties.room.pattern).toBe('^[A-Za-z0-9_.:-]{1,64}$');
     expect(body.additionalProperties).toBe(false);
+    // `id` is documented as what it is now: a deprecated name of `key`
+    expect(body.properties.id).toMatchObject({ deprecated: true, pattern: body.properties.key.pattern, description: expect.stringContaining('`key`') });
   });
 
   it('GET /asyncapi.json is a valid AsyncAPI 3.0 document (the official JSON schema, @asyncapi/specs)', async () => {

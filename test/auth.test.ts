@@ -116,12 +116,12 @@ describe('rate limit per sender, HTTP and WebSocket together', () => {
     for (let i = 0; i < 3; i++) expect((await post(node.base, { room: 'general', body: `h${i}` }, bearer(t))).status).toBe(202);
     const ws = await WsClient.connect(node.ws, { headers: bearer(t) });
     await ws.next((f) => f.type === 'authorized');
-    ws.send({ type: 'publish', room: 'general', body: 'w1', id: 'fay-w1' });
-    ws.send({ type: 'publish', room: 'general', body: 'w2', id: 'fay-w2' });
+    ws.send({ type: 'publish', room: 'general', body: 'w1', key: 'fay-w1' });
+    ws.send({ type: 'publish', room: 'general', body: 'w2', key: 'fay-w2' });
     await ws.until(() => ws.frames.filter((f) => f.type === 'accepted').length === 2 || undefined);
-    ws.send({ type: 'publish', room: 'general', body: 'w3', id: 'fay-w3' });
+    ws.send({ type: 'publish', room: 'general', body: 'w3', key: 'fay-w3' });
     const err = await ws.next((f) => f.type === 'error');
-    expect(err).toMatchObject({ code: 'rate_limited', id: 'fay-w3' });
+    expect(err).toMatchObject({ code: 'rate_limited', key: 'fay-w3' });
     expect(err.retryAfter).toBeGreaterThan(0);
     const res = await post(node.base, { room: 'general', body: 'h4' }, bearer(t));
     expect(res.status).toBe(429);
@@ -183,8 +183,8 @@ describe('WebSocket access', () => {
     c.send({ type: 'subscribe', room: 'team-x' });
     await c.next((f) => f.type === 'subscribed');
     const from = c.frames.length;
-    c.send({ type: 'publish', room: 'general', body: 'nope', id: 'kim-nope' });
-    expect(await c.next((f) => f.type === 'error', 10_000, from)).toMatchObject({ code: 'forbidden', id: 'kim-nope' });
+    c.send({ type: 'publish', room: 'general', body: 'nope', key: 'kim-nope' });
+    expect(await c.next((f) => f.type === 'error', 10_000, from)).toMatchObject({ code: 'forbidden', key: 'kim-nope' });
     expect(c.ws.readyState).toBe(1);
     c.close();
   });

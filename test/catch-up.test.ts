@@ -15,9 +15,9 @@ async function postMany(room: string | ((i: number) => string), count: number, p
   const worker = async () => {
     while (next < count) {
       const i = next++;
-      const res = await post(node.base, { room: typeof room === 'string' ? room : room(i), sender: 'load', body: `${prefix} ${i}`, id: `${prefix}-${i}` });
+      const res = await post(node.base, { room: typeof room === 'string' ? room : room(i), sender: 'load', body: `${prefix} ${i}`, key: `${prefix}-${i}` });
       expect(res.status).toBe(202);
-      ids.push(`${prefix}-${i}`);
+      ids.push(((await res.json()) as { id: string }).id);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -36,7 +36,7 @@ describe('catch-up', () => {
     const rooms = ['p1', 'p2', 'p3'];
     const ids = await postMany((i) => rooms[i % 3]!, 450, 'page');
     const all = await storedCount(node.base, 450, undefined);
-    const mine = all.filter((m) => m.id.startsWith('page-'));
+    const mine = all.filter((m) => m.key?.startsWith('page-'));
     expect(new Set(mine.map((m) => m.id))).toEqual(new Set(ids));
     for (const limit of [1, 7, 100, 1000]) {
       const paged = await readAll(node.base, { limit });
@@ -97,9 +97,9 @@ describe('catch-up', () => {
     await fromCursor.until(() => fromCursor.messages().length >= expectedFromCursor.length || undefined, 20_000, 'replay + live from cursor');
     await fromStart.until(() => fromStart.messages().length >= all.length || undefined, 20_000, 'replay + live from 0');
     // one more live message proves nothing extra was queued behind
-    await post(node.base, { room, sender: 'load', body: 'last', id: 'resume-last' });
-    await fromCursor.next((f) => f.id === 'resume-last');
-    await fromStart.next((f) => f.id === 'resume-last');
+    await post(node.base, { room, sender: 'load', body: 'last', key: 'resume-last' });
+    await fromCursor.next((f) => f.key === 'resume-last');
+    await fromStart.next((f) => f.key === 'resume-last');
     const final = await readAll(node.base, { room });
     assertExactlyOnceAscending(fromCursor.messages(), final.filter((m) => m.seq > cursor));
     assertExactlyOnceAscending(fromStart.messages(), final);

@@ -168,10 +168,11 @@ describe('hostile input reaches nothing', () => {
       expect(await c.next((f) => f.type === 'error', 10_000, from)).toMatchObject({ code: 'validation_failed' });
     }
     c.close();
-    const res = await post(node.base, { room: 'hostile-after', sender: 'a', body: 'the one valid message', id: 'hostile-sentinel' });
+    const res = await post(node.base, { room: 'hostile-after', sender: 'a', body: 'the one valid message', key: 'hostile-sentinel' });
     expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
     const [stored] = await storedCount(node.base, 1, 'hostile-after');
-    expect(stored).toMatchObject({ id: 'hostile-sentinel', seq: before + 2 }); // seq = offset + 1
+    expect(stored).toMatchObject({ id, key: 'hostile-sentinel', seq: before + 2 }); // seq = offset + 1
     expect((await readyz(node.base)).checks.lastOffset).toBe(before + 1);
   });
 });

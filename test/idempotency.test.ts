@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../src/auth/tokens.ts';
-import { eventually, post, readAll, storedCount, testScope, type TestNode } from './support/harness.ts';
+import { eventually, post, readAll, storedCount, testScope, WsClient, type TestNode } from './support/harness.ts';
 
 const scope = testScope('idem');
 let node: TestNode;
@@ -77,6 +77,63 @@ describe('idempotency keys are scoped to the sender (contract: key)', () => {
       const err = (await json(res)).error;
       expect(err.code).toBe('validation_failed');
       expect(err.fields.map((f: { field: string }) => f.field)).toContain(field);
+    }
+  });
+});
+
+describe('the deprecated `id` is a key like any other, scoped to its sender', () => {
+  it('the same id from two senders in two rooms (HTTP and WebSocket): both 202, both stored and delivered, with different ids', async () => {
+    const watcher = await WsClient.connect(node.ws);
+    for (const room of ['legacy-1', 'legacy-2']) watcher.send({ type: 'subscribe', room });
+    await watcher.until(() => watcher.frames.filter((f) => f.type === 'subscribed').length === 2 || undefined);
+    const a = await post(node.base, { room: 'legacy-1', sender: 'gus', body: 'from gus', id: 'n-1' });
+    expect(a.status).toBe(202);
+    const ja = await json(a);
+    const publisher = await WsClient.connect(node.ws);
+    publisher.send({ type: 'publish', room: 'legacy-2', sender: 'hal', body: 'from hal', id: 'n-1' });
+    const jb = await publisher.next((f) => f.type === 'accepted' || f.type === 'error');
+    expect(jb).toMatchObject({ type: 'accepted', key: 'n-1' });
+    expect(ja).toMatchObject({ key: 'n-1' });
+    expect(ja.id).not.toBe(jb.id);
+    const delivered = await watcher.until(() => (watcher.messages().length === 2 ? watcher.messages() : undefined), 15_000, 'both messages pushed');
+    expect(delivered.map((m) => [m.id, m.sender, m.room, m.body, m.key])).toEqual([
+      [ja.id, 'gus', 'legacy-1', 'from gus', 'n-1'],
+      [jb.id, 'hal', 'legacy-2', 'from hal', 'n-1'],
+    ]);
+    const stored = [...(await readAll(node.base, { room: 'legacy-1' })), ...(await readAll(node.base, { room: 'legacy-2' }))];
+    expect(stored.map((m) => m.id)).toEqual([ja.id, jb.id]);
+    watcher.close();
+    publisher.close();
+  });
+
+  it('the same sender repeating an id: same content is the same id, stored once; other content is 409', async () => {
+    const first = await json(await post(node.base, { room: 'legacy-r', sender: 'ivy', body: 'once', id: 'n-1' }));
+    await storedCount(node.base, 1, 'legacy-r');
+    const again = await post(node.base, { room: 'legacy-r', sender: 'ivy', body: 'once', id: 'n-1' });
+    expect(again.status).toBe(202);
+    expect(await json(again)).toMatchObject({ id: first.id, key: 'n-1', createdAt: first.createdAt });
+    const other = await post(node.base, { room: 'legacy-r', sender: 'ivy', body: 'another', id: 'n-1' });
+    expect(other.status).toBe(409);
+    expect((await json(other)).error).toMatchObject({ code: 'idempotency_conflict', key: 'n-1', id: first.id });
+    await post(node.base, { room: 'legacy-r', sender: 'ivy', body: 'marker' });
+    const list = await eventually(async () => {
+      const l = await readAll(node.base, { room: 'legacy-r' });
+      return l.some((m) => m.body === 'marker') ? l : undefined;
+    });
+    expect(list.map((m) => [m.id, m.body])).toEqual([
+      [first.id, 'once'],
+      [expect.any(String), 'marker'],
+    ]);
+  });
+
+  it('an id and a key (body or Idempotency-Key header) that differ are a 400 naming id', async () => {
+    for (const [extra, headers] of [
+      [{ id: 'a', key: 'b' }, {}],
+      [{ id: 'a' }, { 'idempotency-key': 'b' }],
+    ] as const) {
+      const res = await post(node.base, { room: 'bad', sender: 'fa', body: 'x', ...extra }, headers);
+      expect(res.status).toBe(400);
+      expect((await json(res)).error).toMatchObject({ code: 'validation_failed', fields: [{ field: 'id' }] });
     }
   });
 });

@@ -29,7 +29,7 @@ describe('two nodes on one stream are replicas', () => {
     await onB.next((f) => f.type === 'subscribed');
 
     const posts: Promise<Response>[] = [];
-    for (let i = 0; i < 200; i++) posts.push(post(i % 2 ? a.base : b.base, { room: i % 4 ? 'r' : 'other', sender: 'ana', body: `m${i}`, id: `rep-${i}` }));
+    for (let i = 0; i < 200; i++) posts.push(post(i % 2 ? a.base : b.base, { room: i % 4 ? 'r' : 'other', sender: 'ana', body: `m${i}`, key: `rep-${i}` }));
     for (const res of await Promise.all(posts)) expect(res.status).toBe(202);
 
     const [onNodeA, onNodeB] = await Promise.all([storedCount(a.base, 200), storedCount(b.base, 200)]);

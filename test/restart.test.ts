@@ -8,7 +8,7 @@ const env = { STREAM_NAME: stream, DATABASE_PATH: `${dir}/chat.db` };
 const postRange = async (base: string, from: number, to: number) => {
   for (let i = from; i < to; i += 20) {
     const batch = [];
-    for (let j = i; j < Math.min(to, i + 20); j++) batch.push(post(base, { room: 'r', sender: 'ana', body: `m${j}`, id: `m-${j}` }));
+    for (let j = i; j < Math.min(to, i + 20); j++) batch.push(post(base, { room: 'r', sender: 'ana', body: `m${j}`, key: `m-${j}` }));
     for (const res of await Promise.all(batch)) expect(res.status).toBe(202);
   }
 };
@@ -38,7 +38,7 @@ describe('restarting a node', () => {
     await load;
     node = await scope.spawnNode(env);
     const all = await storedCount(node.base, 400);
-    expect(all.map((m) => m.id).sort()).toEqual(Array.from({ length: 400 }, (_, i) => `m-${i}`).sort());
+    expect(all.map((m) => m.key).sort()).toEqual(Array.from({ length: 400 }, (_, i) => `m-${i}`).sort());
     expect(all).toEqual(await readAll(other.base));
     const seqs = all.map((m) => m.seq);
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));

@@ -35,7 +35,7 @@ describe('sockets that cost too much are closed', () => {
     // Post until the server gives up on the stalled socket (bounded: 40 MB at most).
     await eventually(async () => {
       const batch = [];
-      for (let i = 0; i < 50; i++) batch.push(post(node.base, { room: 'busy', sender: 'load', body, id: `busy-${sent + i}` }));
+      for (let i = 0; i < 50; i++) batch.push(post(node.base, { room: 'busy', sender: 'load', body, key: `busy-${sent + i}` }));
       for (const res of await Promise.all(batch)) expect(res.status).toBe(202);
       sent += 50;
       if (sent > 10_000) throw new Error('the stalled socket was never closed');

@@ -9,8 +9,8 @@ beforeAll(async () => {
   node = await scope.startNode({}, 'ws.db');
 });
 
-const send = async (room: string, body: string, id?: string) => {
-  const res = await post(node.base, { room, sender: 'ana', body, ...(id ? { id } : {}) });
+const send = async (room: string, body: string, key?: string) => {
+  const res = await post(node.base, { room, sender: 'ana', body, ...(key ? { key } : {}) });
   expect(res.status).toBe(202);
   return (await res.json()) as { id: string };
 };
@@ -88,12 +88,12 @@ describe('WebSocket /ws', () => {
     c.close();
   });
 
-  it('a duplicate id is stored once and pushed once', async () => {
+  it('a retry with the same key (in flight together) is stored once and pushed once', async () => {
     const c = await WsClient.connect(node.ws);
     c.send({ type: 'subscribe', room: 'dup' });
     await c.next((f) => f.type === 'subscribed');
-    await send('dup', 'first', 'dup-id-1');
-    await send('dup', 'retry', 'dup-id-1');
+    const [a, b] = await Promise.all([send('dup', 'first', 'dup-key-1'), send('dup', 'first', 'dup-key-1')]);
+    expect(a.id).toBe(b.id);
     await send('dup', 'marker');
     await c.next((f) => f.body === 'marker');
     expect(c.messages().map((m) => m.body)).toEqual(['first', 'marker']);
@@ -127,11 +127,16 @@ describe('WebSocket /ws', () => {
     const c = await WsClient.connect(node.ws);
     c.send({ type: 'subscribe', room: 'ws-pub' });
     await c.next((f) => f.type === 'subscribed');
-    c.send({ type: 'publish', room: 'ws-pub', sender: 'ana', body: 'over ws', id: 'ws-pub-1' });
-    expect(await c.next((f) => f.type === 'accepted')).toMatchObject({ id: 'ws-pub-1', room: 'ws-pub', sender: 'ana', status: 'accepted' });
-    expect(await c.next((f) => f.type === 'message')).toMatchObject({ id: 'ws-pub-1', body: 'over ws' });
-    c.send({ type: 'publish', room: 'ws-pub', body: 'no sender', id: 'ws-pub-2' });
-    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'validation_failed', id: 'ws-pub-2' });
+    c.send({ type: 'publish', room: 'ws-pub', sender: 'ana', body: 'over ws', key: 'ws-pub-1' });
+    const accepted = await c.next((f) => f.type === 'accepted');
+    expect(accepted).toMatchObject({ id: expect.any(String), key: 'ws-pub-1', room: 'ws-pub', sender: 'ana', status: 'accepted' });
+    expect(await c.next((f) => f.type === 'message')).toMatchObject({ id: accepted.id, key: 'ws-pub-1', body: 'over ws' });
+    // an error echoes what the frame gave to tell it apart: key, or the deprecated id
+    c.send({ type: 'publish', room: 'ws-pub', body: 'no sender', key: 'ws-pub-2' });
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'validation_failed', key: 'ws-pub-2' });
+    const from = c.frames.length;
+    c.send({ type: 'publish', room: 'ws-pub', body: 'no sender', id: 'ws-pub-3' });
+    expect(await c.next((f) => f.type === 'error', 10_000, from)).toMatchObject({ code: 'validation_failed', id: 'ws-pub-3' });
     c.close();
   });
 

@@ -74,18 +74,30 @@ export function messageInputSchema(maxBodyBytes: number) {
     room,
     sender: sender.optional(),
     body,
-    key: key.optional(),
-    // Deprecated: a client-chosen id is global across senders and rooms (one client can make
-    // another's message vanish by reusing it). Kept for existing clients; new ones send `key`.
-    id: id.optional(),
-  }).superRefine((v, ctx) => {
-    if (Buffer.byteLength(v.body, 'utf8') > maxBodyBytes) {
-      ctx.addIssue({ code: 'custom', path: ['body'], message: `must be at most ${maxBodyBytes} UTF-8 bytes`, params: { tooLarge: true } });
-    }
-  });
+    key: key.optional().describe('Idempotency key, scoped to the sender: the message id is derived from (sender, key)'),
+    // Deprecated alias of `key` (clients from before it). Stored verbatim, a client-chosen id was
+    // global across senders and rooms: one client could make another's message vanish by reusing
+    // it. Now it is a key like any other, scoped to its sender.
+    id: id.optional().meta({ deprecated: true, description: 'Deprecated: another name for `key` (scoped to the sender; the stored id is derived from it, never taken as given). If both are given they must be equal' }),
+  })
+    .superRefine((v, ctx) => {
+      if (Buffer.byteLength(v.body, 'utf8') > maxBodyBytes) {
+        ctx.addIssue({ code: 'custom', path: ['body'], message: `must be at most ${maxBodyBytes} UTF-8 bytes`, params: { tooLarge: true } });
+      }
+      if (v.id !== undefined && v.key !== undefined && v.id !== v.key) {
+        ctx.addIssue({ code: 'custom', path: ['id'], message: 'is the deprecated name of key; give one, or the same in both' });
+      }
+    })
+    .transform(({ id, key, ...rest }): MessageInput => ({ ...rest, key: key ?? id }));
 }
 
-export type MessageInput = z.infer<ReturnType<typeof messageInputSchema>>;
+/** A validated post: `key` is the idempotency key, given as `key` (or its deprecated name `id`). */
+export interface MessageInput {
+  room: string;
+  sender?: string | undefined;
+  body: string;
+  key?: string | undefined;
+}
 
 // The field rules shared with the log's records (src/domain/records.ts).
 export { body as bodySchema, id as idSchema, key as keySchema, room as roomSchema, sender as senderSchema };

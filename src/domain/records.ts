@@ -115,10 +115,10 @@ export function encodeRecord(record: LogRecord): Buffer {
 
 /**
  * Builds the message record a node publishes for accepted input: the server fills `id` (derived
- * from sender and key when there is a key, else a UUIDv7) and `createdAt`.
+ * from sender and key when there is a key, else a UUIDv7; never a client's choice) and `createdAt`.
  */
 export function messageRecord(input: MessageInput & { sender: string }, now = Date.now()): MessageRecord {
-  const id = input.key !== undefined ? keyedId(input.sender, input.key) : (input.id ?? newId(now));
+  const id = input.key !== undefined ? keyedId(input.sender, input.key) : newId(now);
   const record: MessageRecord = { kind: 'message', id, room: input.room, sender: input.sender, body: input.body, createdAt: now };
   if (input.key !== undefined) record.key = input.key;
   return record;

@@ -29,7 +29,7 @@ const wireMessage = z.object({
   seq: z.number().int().min(1).describe("Stream offset + 1: the log position, identical on every node. THE cursor, kept per room"),
   key: z.string().optional().describe('The idempotency key the sender gave, if any'),
 });
-const accepted = z.object({ id: z.string(), room: z.string(), sender: z.string(), createdAt: z.string(), key: z.string().optional(), status: z.literal('accepted') });
+const accepted = z.object({ id: z.string().describe('Derived from (sender, key) when the post carried a key (or its deprecated name `id`), else a UUIDv7'), room: z.string(), sender: z.string(), createdAt: z.string(), key: z.string().optional(), status: z.literal('accepted') });
 const sincePage = z.object({ messages: z.array(wireMessage), next: z.number().int(), hasMore: z.boolean(), epoch: z.string().nullable() });
 const beforePage = z.object({
   messages: z.array(wireMessage).describe('Ascending seq'),

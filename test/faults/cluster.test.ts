@@ -124,19 +124,20 @@ describe.skipIf(!installed)('a three-node RabbitMQ cluster as the log', () => {
     const electedMs = Date.now() - killedAt;
     // Consuming again = a post accepted after the kill has reached both servers' stores.
     const probe = `probe-${Date.now()}`;
-    await eventually(async () => {
+    // Retried with the same key until accepted: an attempt that failed but was stored is the same message.
+    const probeId = await eventually(async () => {
       const res = await fetch(`${a.base}/message`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ room: 'probe', sender: 'probe', body: probe, id: probe }),
+        body: JSON.stringify({ room: 'probe', sender: 'probe', body: probe, key: probe }),
       });
-      return res.status === 202 ? true : undefined;
+      return res.status === 202 ? ((await res.json()) as { id: string }).id : void (await res.arrayBuffer());
     }, 60_000, 'a post accepted after the failover');
-    await Promise.all([a, b].map((s) => eventually(async () => ((await readAll(s.base, { room: 'probe' })).some((m) => m.id === probe) ? true : undefined), 60_000, 'the probe stored')));
+    await Promise.all([a, b].map((s) => eventually(async () => ((await readAll(s.base, { room: 'probe' })).some((m) => m.id === probeId) ? true : undefined), 60_000, 'the probe stored')));
     const consumingMs = Date.now() - killedAt;
     await acceptedMore(load, 100);
     const r = await load.stop();
-    accepted.push(probe);
+    accepted.push(probeId);
     console.log(
       `leader killed: new leader ${newLeader.name} seen after ${electedMs} ms; both servers consuming again after ${consumingMs} ms; ` +
         `503s: ${r.unavailable.length} (slowest ${Math.max(0, ...r.unavailable.map((u) => u.ms))} ms), 202s: ${r.accepted.length}`,
@@ -169,10 +170,10 @@ describe.skipIf(!installed)('a three-node RabbitMQ cluster as the log', () => {
     const res = await fetch(`${b.base}/message`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ room: 'after', sender: 'probe', body: 'after', id: 'after-rejoin' }),
+      body: JSON.stringify({ room: 'after', sender: 'probe', body: 'after', key: 'after-rejoin' }),
     });
     expect(res.status).toBe(202);
-    accepted.push('after-rejoin');
+    accepted.push(((await res.json()) as { id: string }).id);
     await expectStoredOnce(c.base, accepted);
   }, 180_000);
 

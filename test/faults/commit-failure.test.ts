@@ -12,15 +12,15 @@ describe('SQLite commits fail', () => {
     const ws = await WsClient.connect(node.ws);
     ws.send({ type: 'subscribe', room: 'r' });
     await ws.next((f) => f.type === 'subscribed');
-    expect((await post(node.base, { room: 'r', sender: 'ana', body: 'before', id: 'before' })).status).toBe(202);
-    await ws.next((f) => f.id === 'before');
+    expect((await post(node.base, { room: 'r', sender: 'ana', body: 'before', key: 'before' })).status).toBe(202);
+    await ws.next((f) => f.key === 'before');
     const offsetBefore = (await readyz(node.base)).checks.lastOffset as number;
 
     // Another process takes the write lock: every commit of the node now fails (SQLITE_BUSY).
     const intruder = new Database(path);
     intruder.exec('BEGIN EXCLUSIVE');
     try {
-      for (let i = 0; i < 10; i++) expect((await post(node.base, { room: 'r', sender: 'ana', body: `during ${i}`, id: `during-${i}` })).status).toBe(202);
+      for (let i = 0; i < 10; i++) expect((await post(node.base, { room: 'r', sender: 'ana', body: `during ${i}`, key: `during-${i}` })).status).toBe(202);
       const down = await eventually(async () => {
         const r = await readyz(node.base);
         return r.status === 503 ? r : undefined;
@@ -30,9 +30,9 @@ describe('SQLite commits fail', () => {
       // keep failing for a while: retries must back off, not spin
       await node.waitForLog((l) => /resubscribing/.test(String(l.msg)) && node.logs.filter((x) => /resubscribing/.test(String(x.msg))).length >= 3, 15_000);
       expect((await readyz(node.base)).checks.lastOffset).toBe(offsetBefore);
-      expect(ws.messages().map((m) => m.id)).toEqual(['before']);
+      expect(ws.messages().map((m) => m.key)).toEqual(['before']);
       // reads still work while writes fail
-      expect((await readAll(node.base)).map((m) => m.id)).toEqual(['before']);
+      expect((await readAll(node.base)).map((m) => m.key)).toEqual(['before']);
     } finally {
       intruder.exec('ROLLBACK');
       intruder.close();
@@ -42,8 +42,8 @@ describe('SQLite commits fail', () => {
     await eventually(async () => ((await readyz(node.base)).status === 200 ? true : undefined), 15_000, 'recovery');
     const expected = ['before', ...Array.from({ length: 10 }, (_, i) => `during-${i}`)];
     await ws.until(() => ws.messages().length >= expected.length || undefined, 15_000);
-    expect(ws.messages().map((m) => m.id)).toEqual(expected);
-    expect((await readAll(node.base)).map((m) => m.id)).toEqual(expected);
+    expect(ws.messages().map((m) => m.key)).toEqual(expected);
+    expect((await readAll(node.base)).map((m) => m.key)).toEqual(expected);
     // backoff: the waits between attempts grow (250 ms, 500 ms, 1 s, ...), they do not spin
     const gaps = retryTimes.slice(1).map((t, i) => t - retryTimes[i]!);
     // (each gap is at least its backoff step; comparing gaps with each other failed on a busy

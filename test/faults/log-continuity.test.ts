@@ -51,11 +51,11 @@ describe('records in the stream that are not valid messages', () => {
     await ws.next((f) => f.type === 'subscribed');
     await publishRaw(stream, ['not json at all', Buffer.from([0xff, 0x00, 0xfe]), '{"id":"x","room":"bad room","sender":"s","body":"b","createdAt":1}', '[]']);
     await publishRaw(stream, ['{"kind":"epoch"}', '{"id":"y"}'], 'application/json');
-    const res = await post(node.base, { room: 'r', sender: 'ana', body: 'after the garbage', id: 'good' });
+    const res = await post(node.base, { room: 'r', sender: 'ana', body: 'after the garbage', key: 'good' });
     expect(res.status).toBe(202);
-    await ws.next((f) => f.id === 'good');
-    expect(ws.messages().map((m) => m.id)).toEqual(['good']);
-    expect((await readAll(node.base)).map((m) => m.id)).toEqual(['good']);
+    await ws.next((f) => f.key === 'good');
+    expect(ws.messages().map((m) => m.key)).toEqual(['good']);
+    expect((await readAll(node.base)).map((m) => m.key)).toEqual(['good']);
     const r = await readyz(node.base);
     expect(r.status).toBe(200);
     expect(r.checks.invalidRecords).toBe(6);
@@ -109,7 +109,7 @@ describe('the stream deleted and re-created under a node that has data', () => {
     const stream = newStream('recreated');
     const path = `${dir.path}/recreated.db`;
     const node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: path });
-    for (const id of ['old-1', 'old-2', 'old-3']) expect((await post(node.base, { room: 'r', sender: 'ana', body: id, id })).status).toBe(202);
+    for (const key of ['old-1', 'old-2', 'old-3']) expect((await post(node.base, { room: 'r', sender: 'ana', body: key, key })).status).toBe(202);
     const old = await storedCount(node.base, 3);
     const oldEpoch = ((await (await fetch(`${node.base}/messages/since?after=0`)).json()) as { epoch: string }).epoch;
     const ws = await WsClient.connect(node.ws);
@@ -129,9 +129,9 @@ describe('the stream deleted and re-created under a node that has data', () => {
     });
     expect(newEpoch.messages).toEqual([]);
     await eventually(async () => ((await readyz(node.base)).status === 200 ? true : undefined));
-    expect((await post(node.base, { room: 'r', sender: 'ana', body: 'new-1', id: 'new-1' })).status).toBe(202);
+    expect((await post(node.base, { room: 'r', sender: 'ana', body: 'new-1', key: 'new-1' })).status).toBe(202);
     const now = await storedCount(node.base, 1);
-    expect(now.map((m) => m.id)).toEqual(['new-1']);
+    expect(now.map((m) => m.key)).toEqual(['new-1']);
     expect(now[0]!.seq).toBe(2); // the new log's seqs, never mixed with the old ones
 
     // A cursor from the old epoch is refused with a clear answer, over HTTP and WebSocket.
@@ -142,12 +142,12 @@ describe('the stream deleted and re-created under a node that has data', () => {
     again.send({ type: 'subscribe', room: 'r', after: old[2]!.seq, epoch: oldEpoch });
     expect(await again.next((f) => f.type === 'error')).toMatchObject({ code: 'epoch_mismatch', epoch: newEpoch.epoch });
     again.send({ type: 'subscribe', room: 'r', after: 0, epoch: newEpoch.epoch });
-    await again.next((f) => f.id === 'new-1');
+    await again.next((f) => f.key === 'new-1');
     again.close();
 
     // the old data is intact in the backup
     const backup = new MessageStore(openDb(String(reset.backup)), stream);
-    expect(backup.page({ after: 0, limit: 10 }).messages.map((m) => m.id)).toEqual(['old-1', 'old-2', 'old-3']);
+    expect(backup.page({ after: 0, limit: 10 }).messages.map((m) => m.key)).toEqual(['old-1', 'old-2', 'old-3']);
     await stopNode(node);
   }, 60_000);
 
@@ -155,7 +155,7 @@ describe('the stream deleted and re-created under a node that has data', () => {
     const stream = newStream('foreign');
     const path = `${dir.path}/foreign.db`;
     let node = await spawnNode({ STREAM_NAME: stream, DATABASE_PATH: path });
-    for (let i = 0; i < 5; i++) expect((await post(node.base, { room: 'r', sender: 'ana', body: `o${i}`, id: `o${i}` })).status).toBe(202);
+    for (let i = 0; i < 5; i++) expect((await post(node.base, { room: 'r', sender: 'ana', body: `o${i}`, key: `o${i}` })).status).toBe(202);
     await storedCount(node.base, 5);
     await stopNode(node);
 

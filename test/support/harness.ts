@@ -293,37 +293,38 @@ export class WsClient {
 }
 
 export interface LoadResult {
-  /** ids answered 202 */
+  /** the ids the 202 answers gave */
   accepted: string[];
-  /** ids answered 503, with how long each answer took */
-  unavailable: { id: string; ms: number; retryAfter: string | null }[];
-  /** ids whose request failed without an answer (connection refused or reset) */
+  /** keys answered 503, with how long each answer took */
+  unavailable: { key: string; ms: number; retryAfter: string | null }[];
+  /** keys whose request failed without an answer (connection refused or reset) */
   failed: string[];
   /** any other status: a bug */
-  other: { id: string; status: number }[];
+  other: { key: string; status: number }[];
 }
 
 /**
  * Posts one message every `intervalMs` (round-robin over `bases`) until stopped; every request
- * has its own id so a test can check exactly which answered 202 ended up stored.
+ * has its own key so a test can check exactly which answered 202 ended up stored (by the ids
+ * the 202s gave).
  */
 export function steadyLoad(bases: string[], prefix: string, intervalMs = 10, room = 'load') {
   const result: LoadResult = { accepted: [], unavailable: [], failed: [], other: [] };
   const inflight = new Set<Promise<void>>();
   let i = 0;
   const timer = setInterval(() => {
-    const id = `${prefix}-${i}`;
+    const key = `${prefix}-${i}`;
     const base = bases[i++ % bases.length]!;
     const started = Date.now();
-    const p = post(base, { room, sender: 'load', body: id, id })
+    const p = post(base, { room, sender: 'load', body: key, key })
       .then(async (res) => {
+        if (res.status === 202) return void result.accepted.push(((await res.json()) as { id: string }).id);
         await res.arrayBuffer();
-        if (res.status === 202) result.accepted.push(id);
-        else if (res.status === 503) result.unavailable.push({ id, ms: Date.now() - started, retryAfter: res.headers.get('retry-after') });
-        else result.other.push({ id, status: res.status });
+        if (res.status === 503) result.unavailable.push({ key, ms: Date.now() - started, retryAfter: res.headers.get('retry-after') });
+        else result.other.push({ key, status: res.status });
       })
       .catch(() => {
-        result.failed.push(id);
+        result.failed.push(key);
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createAcceptor } from '../../src/accept.ts';
 import { RateLimiter } from '../../src/auth/rate-limit.ts';
 import { RoomAccess } from '../../src/auth/rooms.ts';
+import { keyedId } from '../../src/domain/id.ts';
 import { decodeRecord } from '../../src/domain/records.ts';
 import { AppError } from '../../src/errors.ts';
 
@@ -24,6 +25,7 @@ describe('what the acceptor accepts, the log decoder stores', () => {
       sender: text,
       body: fc.oneof(text, fc.constant('x')),
       key: fc.oneof(fc.constantFrom('k', 'k-1_A'), text),
+      id: fc.oneof(fc.constantFrom('k', 'k-1_A'), text), // the deprecated name of key
     },
     { requiredKeys: ['room', 'body'] },
   );
@@ -48,6 +50,10 @@ describe('what the acceptor accepts, the log decoder stores', () => {
         const decoded = decodeRecord(published[0]!);
         expect(decoded.status).toBe('ok');
         expect(decoded).toMatchObject({ record: { kind: 'message', id: accepted.id, room: msg.room, body: msg.body, sender: accepted.sender } });
+        // `id` is the deprecated name of `key`: never stored as given, always derived from (sender, key)
+        const key = msg.key ?? msg.id;
+        expect(accepted.key).toBe(key);
+        if (key !== undefined) expect(accepted.id).toBe(keyedId(accepted.sender, key));
       }),
       { numRuns: 500 },
     );

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '../../src/broker/connection.ts';
 import { StreamConsumer } from '../../src/broker/consumer.ts';
 import type { Message } from '../../src/domain/message.ts';
-import { encodeRecord, epochRecord, messageRecord } from '../../src/domain/records.ts';
+import { encodeRecord, epochRecord } from '../../src/domain/records.ts';
 import type { Hub } from '../../src/hub/hub.ts';
 import { createLogger } from '../../src/log.ts';
 import { Replica } from '../../src/replica.ts';
@@ -94,7 +94,7 @@ function fakeBroker(stream: FakeStream): Broker {
   return { conn: conn as never, ready: () => true, corkForThisTurn() {} };
 }
 
-const msg = (id: string) => encodeRecord(messageRecord({ room: 'r', sender: 's', body: id, id }, 1_700_000_000_000));
+const msg = (id: string) => encodeRecord({ kind: 'message', id, room: 'r', sender: 's', body: id, createdAt: 1_700_000_000_000 });
 
 let dir: string;
 let events: Event[];

@@ -1,6 +1,7 @@
 import { VERSION } from '../../src/version.ts';
 import { describe, expect, it } from 'vitest';
 import { createAcceptor } from '../../src/accept.ts';
+import { keyedId } from '../../src/domain/id.ts';
 import { RateLimiter } from '../../src/auth/rate-limit.ts';
 import { mintToken, verifyToken } from '../../src/auth/tokens.ts';
 import { AppError } from '../../src/errors.ts';
@@ -59,11 +60,37 @@ async function answer(res: Response): Promise<{ status: number; body: any }> {
 describe('HTTP app (no broker, no store): success', () => {
   it('POST /message: 202 with what was accepted, and exactly one record published', async () => {
     const { app, published } = build();
+    const { status, body } = await answer(await app.request('/message', postJson(valid)));
+    expect(status).toBe(202);
+    expect(body).toEqual({ id: expect.any(String), room: 'general', sender: 'ana', createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), status: 'accepted' });
+    expect(published).toHaveLength(1);
+    expect(JSON.parse(published[0]!.toString())).toEqual({ kind: 'message', id: body.id, room: 'general', sender: 'ana', body: 'hi', createdAt: Date.parse(body.createdAt) });
+  });
+
+  it('POST /message: a client `id` is the deprecated name of `key`: the stored id is derived from (sender, id), never the id itself', async () => {
+    const { app, published } = build();
     const { status, body } = await answer(await app.request('/message', postJson({ ...valid, id: 'm1' })));
     expect(status).toBe(202);
-    expect(body).toEqual({ id: 'm1', room: 'general', sender: 'ana', createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), status: 'accepted' });
-    expect(published).toHaveLength(1);
-    expect(JSON.parse(published[0]!.toString())).toEqual({ kind: 'message', id: 'm1', room: 'general', sender: 'ana', body: 'hi', createdAt: Date.parse(body.createdAt) });
+    expect(body).toMatchObject({ id: keyedId('ana', 'm1'), key: 'm1', status: 'accepted' });
+    expect(JSON.parse(published[0]!.toString())).toMatchObject({ kind: 'message', id: keyedId('ana', 'm1'), key: 'm1' });
+    // the same as sending it as `key`, or as `key` and `id` together
+    expect((await answer(await app.request('/message', postJson({ ...valid, key: 'm1' })))).body.id).toBe(keyedId('ana', 'm1'));
+    expect((await answer(await app.request('/message', postJson({ ...valid, key: 'm1', id: 'm1' })))).body.id).toBe(keyedId('ana', 'm1'));
+    expect((await answer(await app.request('/message', postJson({ ...valid, id: 'm1' }, { 'Idempotency-Key': 'm1' })))).body.id).toBe(keyedId('ana', 'm1'));
+    expect(published).toHaveLength(4);
+  });
+
+  it('POST /message: `id` and `key` (body or header) that differ are a 400 naming id', async () => {
+    const { app, published } = build();
+    for (const [body, headers] of [
+      [{ ...valid, id: 'm1', key: 'm2' }, {}],
+      [{ ...valid, id: 'm1' }, { 'Idempotency-Key': 'm2' }],
+    ] as const) {
+      const res = await answer(await app.request('/message', postJson(body, headers)));
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'validation_failed', fields: [{ field: 'id', message: expect.stringContaining('key') }] });
+    }
+    expect(published).toHaveLength(0);
   });
 
   it('GET /messages/since: the page from the reader, the query parsed', async () => {

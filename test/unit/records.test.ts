@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { keyedId } from '../../src/domain/id.ts';
 import { decodeRecord, encodeRecord, epochRecord, messageRecord, readRecord, RECORD_VERSION, type LogRecord } from '../../src/domain/records.ts';
 
 const raw = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
@@ -59,8 +60,9 @@ describe('the log record codec', () => {
     for (const v of invalid) expect(decodeRecord(Buffer.isBuffer(v) ? v : raw(v)), String(v)).toEqual({ status: 'invalid' });
   });
 
-  it('builds the message record of accepted input: given id kept, else a fresh UUIDv7; createdAt is now', () => {
-    expect(messageRecord({ room: 'r', sender: 'ana', body: 'hi', id: 'mine' }, 5)).toEqual({ kind: 'message', id: 'mine', room: 'r', sender: 'ana', body: 'hi', createdAt: 5 });
+  it('builds the message record of accepted input: id derived from (sender, key) with a key, else a fresh UUIDv7; createdAt is now', () => {
+    expect(messageRecord({ room: 'r', sender: 'ana', body: 'hi', key: 'mine' }, 5)).toEqual({ kind: 'message', id: keyedId('ana', 'mine'), room: 'r', sender: 'ana', body: 'hi', createdAt: 5, key: 'mine' });
+    expect(messageRecord({ room: 'r', sender: 'bo', body: 'hi', key: 'mine' }, 5).id).not.toBe(keyedId('ana', 'mine'));
     const fresh = messageRecord({ room: 'r', sender: 'ana', body: 'hi' }, 1_700_000_000_000);
     expect(fresh.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(decodeRecord(encodeRecord(fresh))).toEqual({ status: 'ok', record: fresh });
