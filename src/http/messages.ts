@@ -120,7 +120,9 @@ export async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBytes) {
+        // No Content-Length (chunked): refused once over the limit, then the same lingering close.
         incoming.off('data', onData);
+        lingerAfterAnswer(incoming);
         reject(tooLarge(maxBytes));
       } else chunks.push(chunk);
     };
