@@ -1,4 +1,5 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { BrokerUnavailableError } from './broker/errors.ts';
 
 /**
  * Every coded error a client can see, in one place: HTTP status and default sentence.
@@ -59,6 +60,17 @@ export class AppError extends Error {
   toJSON(): { error: Record<string, unknown> } {
     return { error: { code: this.code, message: this.message, ...this.details } };
   }
+}
+
+/**
+ * The coded error a client sees for `err`: an AppError as it is, the lower layers' typed errors
+ * (which know no HTTP) by this table; undefined for anything else, which is a bug (500 internal).
+ * Every edge (the HTTP error handler, WebSocket error frames, the metrics) maps through here.
+ */
+export function toAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (err instanceof BrokerUnavailableError) return new AppError('broker_unavailable', undefined, { headers: { 'Retry-After': '2' }, details: { reason: err.reason } });
+  return undefined;
 }
 
 /** The access error for a room outside the token, the same over HTTP and WebSocket. */

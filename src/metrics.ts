@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Accept } from './accept.ts';
 import type { Publish } from './broker/publisher.ts';
-import { AppError } from './errors.ts';
+import { toAppError } from './errors.ts';
 
 /**
  * Every Prometheus metric this server exposes, in one place (GET /metrics). Modelled on
@@ -211,7 +211,7 @@ export class Metrics {
         this.postsAccepted.inc();
         return out;
       } catch (err) {
-        this.postsRefused.inc({ code: err instanceof AppError ? err.code : 'internal' });
+        this.postsRefused.inc({ code: toAppError(err)?.code ?? 'internal' });
         throw err;
       }
     };

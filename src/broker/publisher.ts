@@ -1,5 +1,5 @@
 import type { Broker } from './connection.ts';
-import { AppError } from '../errors.ts';
+import { BrokerUnavailableError } from './errors.ts';
 
 export type Publish = (record: Buffer) => Promise<void>;
 
@@ -8,12 +8,11 @@ export interface PublisherHandle {
   close(): Promise<void>;
 }
 
-const unavailable = (why: string) => new AppError('broker_unavailable', undefined, { headers: { 'Retry-After': '2' }, details: { reason: why } });
-
 /**
  * Publishes to the stream with publisher confirms, persistent delivery and `mandatory`, and
  * resolves only once the broker confirmed. Never waits longer than `timeoutMs`: a down, blocked
- * or slow broker turns into `broker_unavailable` (503 + Retry-After) instead of a hang.
+ * or slow broker turns into a BrokerUnavailableError (the edges answer 503 + Retry-After) instead
+ * of a hang.
  *
  * `mandatory` matters: without it a message published while the stream does not exist is
  * dropped by the broker and still confirmed.
@@ -28,16 +27,16 @@ export function createPublisher(broker: Broker, stream: string, timeoutMs: numbe
   });
 
   const publish: Publish = async (record) => {
-    if (!broker.ready()) throw unavailable('not connected');
+    if (!broker.ready()) throw new BrokerUnavailableError('not connected');
     // See StreamConsumer.attached(): right after a broker restart RabbitMQ 3.10 can confirm a
     // message for a stream whose writer is not up yet, and drop it.
-    if (!streamReady()) throw unavailable('stream not attached yet');
+    if (!streamReady()) throw new BrokerUnavailableError('stream not attached yet');
     const tag = `p${++counter}`;
     let timer: NodeJS.Timeout | undefined;
     broker.corkForThisTurn();
     const sent = pub.send({ routingKey: stream, durable: true, mandatory: true, messageId: tag }, record);
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable('publish timed out')), timeoutMs);
+      timer = setTimeout(() => reject(new BrokerUnavailableError('publish timed out')), timeoutMs);
     });
     try {
       await Promise.race([sent, deadline]);
@@ -47,13 +46,13 @@ export function createPublisher(broker: Broker, stream: string, timeoutMs: numbe
         () => returned.delete(tag),
         () => returned.delete(tag),
       );
-      if (err instanceof AppError) throw err;
-      throw unavailable((err as Error)?.message ?? 'publish failed');
+      if (err instanceof BrokerUnavailableError) throw err;
+      throw new BrokerUnavailableError((err as Error)?.message ?? 'publish failed');
     } finally {
       clearTimeout(timer);
     }
     // The broker sends basic.return before the confirm, so it has been seen by now.
-    if (returned.delete(tag)) throw unavailable('stream does not exist');
+    if (returned.delete(tag)) throw new BrokerUnavailableError('stream does not exist');
   };
 
   return { publish, close: () => pub.close() };

@@ -1,5 +1,5 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { AppError } from '../errors.ts';
+import { AppError, toAppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { demoRoutes } from './demo.ts';
 import { healthRoutes, type Readiness } from './health.ts';
@@ -46,9 +46,10 @@ export function createApp(deps: AppDeps): Hono {
   }
   app.notFound((c) => c.json(new AppError('not_found', `No endpoint at ${c.req.path}.`).toJSON(), 404));
   app.onError((err, c) => {
-    if (err instanceof AppError) {
-      if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-      return c.json(err.toJSON(), err.status);
+    const coded = toAppError(err);
+    if (coded) {
+      if (coded.headers) for (const [k, v] of Object.entries(coded.headers)) c.header(k, v);
+      return c.json(coded.toJSON(), coded.status);
     }
     deps.log.error({ err, path: c.req.path }, 'unhandled error');
     return c.json(new AppError('internal').toJSON(), 500);

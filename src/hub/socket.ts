@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Accept } from '../accept.ts';
 import type { Authenticate, Principal } from '../auth/tokens.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
-import { AppError, CLOSE, forbiddenRoom, type ErrorCode } from '../errors.ts';
+import { AppError, CLOSE, forbiddenRoom, toAppError, type ErrorCode } from '../errors.ts';
 import { describeValue, guard } from '../guard.ts';
 import type { Logger } from '../log.ts';
 import { FrameBudget } from './frame-budget.ts';
@@ -390,7 +390,7 @@ export class SocketPeer implements Peer, SignalPeer {
       const accepted = await this.services.markRead({ ...input, user }, this.principal);
       this.send(JSON.stringify({ type: 'accepted', kind: 'read', ...accepted }));
     } catch (err) {
-      this.sendError(err instanceof AppError ? err : new AppError('internal'), { kind: 'read', ...(typeof f.room === 'string' ? { room: f.room } : {}) });
+      this.sendError(toAppError(err) ?? new AppError('internal'), { kind: 'read', ...(typeof f.room === 'string' ? { room: f.room } : {}) });
     }
   }
 
@@ -421,7 +421,7 @@ export class SocketPeer implements Peer, SignalPeer {
       const accepted = await this.services.accept(input, this.principal);
       this.send(JSON.stringify({ type: 'accepted', ...accepted }));
     } catch (err) {
-      this.sendError(err instanceof AppError ? err : new AppError('internal'), { ...(typeof input.id === 'string' ? { id: input.id } : {}), ...(typeof input.key === 'string' ? { key: input.key } : {}) });
+      this.sendError(toAppError(err) ?? new AppError('internal'), { ...(typeof input.id === 'string' ? { id: input.id } : {}), ...(typeof input.key === 'string' ? { key: input.key } : {}) });
     }
   }
 }

@@ -4,6 +4,7 @@ import { createAcceptor } from '../../src/accept.ts';
 import { keyedId } from '../../src/domain/id.ts';
 import { RateLimiter } from '../../src/auth/rate-limit.ts';
 import { mintToken, verifyToken } from '../../src/auth/tokens.ts';
+import { BrokerUnavailableError } from '../../src/broker/errors.ts';
 import { AppError } from '../../src/errors.ts';
 import { createApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
@@ -259,10 +260,10 @@ describe('HTTP app (no broker, no store): every error code, exact', () => {
     expect(await answer(await app.request('/messages/since?after=0'))).toEqual({ status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } });
   });
 
-  it('503 broker_unavailable, with Retry-After', async () => {
+  it('503 broker_unavailable, with Retry-After: the broker layer\'s error, mapped at the edge', async () => {
     const { app } = build({
       publish: async () => {
-        throw new AppError('broker_unavailable', undefined, { headers: { 'Retry-After': '2' }, details: { reason: 'not connected' } });
+        throw new BrokerUnavailableError('not connected');
       },
     });
     const res = await app.request('/message', postJson(valid));
