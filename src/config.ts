@@ -70,6 +70,12 @@ const schema = z.object({
   PRESENCE_TTL_MS: int(300, 300_000).default(12_000),
   PRESENCE_QUERY_WAIT_MS: int(0, 10_000).default(300),
   WS_MAX_SOCKETS_PER_IP: int(1, 1_000_000).default(200),
+  // A socket's frame budget: a burst, refilled at a steady rate; past a burst of dropped frames it is closed.
+  WS_FRAME_BURST: int(1, 100_000).default(200),
+  WS_FRAMES_PER_SECOND: int(1, 100_000).default(50),
+  WS_AUTH_TIMEOUT_MS: int(100, 600_000).default(5000),
+  // Unset: wsMaxPayloadFloor(MAX_MESSAGE_BYTES).
+  WS_MAX_PAYLOAD_BYTES: int(1024, 256 * 1024 * 1024).optional(),
   HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000).default(15_000),
   HTTP_REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   MAX_CONNECTIONS: int(1, 10_000_000).optional(),
@@ -114,6 +120,13 @@ export type Config = Readonly<{
   presenceTtlMs: number;
   presenceQueryWaitMs: number;
   wsMaxSocketsPerIp: number;
+  /** Frames a socket may send at once, then `wsFramesPerSecond`; a burst of dropped frames more closes it. */
+  wsFrameBurst: number;
+  wsFramesPerSecond: number;
+  /** Token mode: a socket that sent no `auth` frame (and no bearer header) within this long is closed 4401. */
+  wsAuthTimeoutMs: number;
+  /** Largest WebSocket frame a client may send; larger ones close the socket with 1009. */
+  wsMaxPayloadBytes: number;
   httpHeadersTimeoutMs: number;
   httpRequestTimeoutMs: number;
   maxConnections: number;
@@ -136,6 +149,13 @@ export function defaultMaxConnections(limitsFile = '/proc/self/limits'): number 
   if (!Number.isSafeInteger(fds) || fds <= 0) return 10_000;
   return Math.max(32, Math.floor(fds * 0.9) - 64);
 }
+
+/**
+ * The smallest WS_MAX_PAYLOAD_BYTES that still carries every valid publish: a body of
+ * MAX_MESSAGE_BYTES written entirely as JSON \u escapes (6 bytes per byte), plus 16 KiB for the
+ * frame's other fields. It is also the default.
+ */
+export const wsMaxPayloadFloor = (maxMessageBytes: number): number => 16 * 1024 + maxMessageBytes * 6;
 
 /**
  * RABBITMQ_URL: one URL, or a comma-separated list naming the nodes of one cluster. The
@@ -179,6 +199,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (c.PRESENCE_TTL_MS <= c.PRESENCE_HEARTBEAT_MS) {
     throw new ConfigError(`invalid PRESENCE_TTL_MS: must be longer than PRESENCE_HEARTBEAT_MS (${c.PRESENCE_HEARTBEAT_MS}) (got "${c.PRESENCE_TTL_MS}")`);
   }
+  const wsPayloadFloor = wsMaxPayloadFloor(c.MAX_MESSAGE_BYTES);
+  if (c.WS_MAX_PAYLOAD_BYTES !== undefined && c.WS_MAX_PAYLOAD_BYTES < wsPayloadFloor) {
+    throw new ConfigError(
+      `invalid WS_MAX_PAYLOAD_BYTES: must be at least ${wsPayloadFloor} (16384 + 6 x MAX_MESSAGE_BYTES), or a valid message could not be sent over WebSocket (got "${c.WS_MAX_PAYLOAD_BYTES}")`,
+    );
+  }
   return Object.freeze({
     port: c.PORT,
     host: c.HOST,
@@ -207,6 +233,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     presenceTtlMs: c.PRESENCE_TTL_MS,
     presenceQueryWaitMs: c.PRESENCE_QUERY_WAIT_MS,
     wsMaxSocketsPerIp: c.WS_MAX_SOCKETS_PER_IP,
+    wsFrameBurst: c.WS_FRAME_BURST,
+    wsFramesPerSecond: c.WS_FRAMES_PER_SECOND,
+    wsAuthTimeoutMs: c.WS_AUTH_TIMEOUT_MS,
+    wsMaxPayloadBytes: c.WS_MAX_PAYLOAD_BYTES ?? wsPayloadFloor,
     httpHeadersTimeoutMs: c.HTTP_HEADERS_TIMEOUT_MS,
     httpRequestTimeoutMs: c.HTTP_REQUEST_TIMEOUT_MS,
     maxConnections: c.MAX_CONNECTIONS ?? defaultMaxConnections(),
