@@ -1,3 +1,5 @@
+import { TokenBucket } from '../token-bucket.ts';
+
 /**
  * Messages per sender per minute, as a token bucket: a sender may spend its whole minute at
  * once, then one message every 60/limit seconds. Shared by HTTP and WebSocket publishing.
@@ -6,7 +8,7 @@
 export class RateLimiter {
   private readonly perMinute: number;
   private readonly maxSenders: number;
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(perMinute: number, maxSenders = 100_000) {
     this.perMinute = perMinute;
@@ -15,21 +17,14 @@ export class RateLimiter {
 
   /** Takes one message from `sender`'s allowance: 0 when allowed, else seconds until it would be. */
   take(sender: string, now = Date.now()): number {
-    const perMs = this.perMinute / 60_000;
-    let b = this.buckets.get(sender);
-    if (b) {
-      b.tokens = Math.min(this.perMinute, b.tokens + (now - b.at) * perMs);
-      b.at = now;
-    } else {
+    let bucket = this.buckets.get(sender);
+    if (!bucket) {
       if (this.buckets.size >= this.maxSenders) this.sweep(now);
-      b = { tokens: this.perMinute, at: now };
-      this.buckets.set(sender, b);
+      bucket = new TokenBucket(this.perMinute, this.perMinute / 60_000, now);
+      this.buckets.set(sender, bucket);
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.max(1, Math.ceil((1 - b.tokens) / perMs / 1000));
+    if (bucket.take(now)) return 0;
+    return Math.max(1, Math.ceil(bucket.msUntilOne() / 1000));
   }
 
   get size(): number {
@@ -37,8 +32,7 @@ export class RateLimiter {
   }
 
   private sweep(now: number): void {
-    const perMs = this.perMinute / 60_000;
-    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * perMs >= this.perMinute) this.buckets.delete(k);
+    for (const [k, b] of this.buckets) if (b.fullAt(now)) this.buckets.delete(k);
     // Still full of active senders: drop the oldest (Map keeps insertion order).
     for (const k of this.buckets.keys()) {
       if (this.buckets.size < this.maxSenders) break;

@@ -1,3 +1,5 @@
+import { TokenBucket } from '../token-bucket.ts';
+
 /** What a socket's frame budget says about one incoming frame. */
 export type FrameVerdict = 'ok' | 'first-drop' | 'drop' | 'flood';
 
@@ -9,29 +11,18 @@ export type FrameVerdict = 'ok' | 'first-drop' | 'drop' | 'flood';
  * admitted one frame and forgot the drops.)
  */
 export class FrameBudget {
-  private readonly burst: number;
-  private readonly perSecond: number;
-  private tokens: number;
-  private at: number;
+  private readonly bucket: TokenBucket;
   private dropped = 0;
 
   constructor(burst: number, perSecond: number, now = Date.now()) {
-    this.burst = burst;
-    this.perSecond = perSecond;
-    this.tokens = burst;
-    this.at = now;
+    this.bucket = new TokenBucket(burst, perSecond / 1000, now);
   }
 
   take(now = Date.now()): FrameVerdict {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
-    this.at = now;
-    if (this.tokens >= this.burst) this.dropped = 0; // calm again: past drops are forgiven
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 'ok';
-    }
+    if (this.bucket.refill(now) >= this.bucket.capacity) this.dropped = 0; // calm again: past drops are forgiven
+    if (this.bucket.take(now)) return 'ok';
     this.dropped++;
-    if (this.dropped > this.burst) return 'flood';
+    if (this.dropped > this.bucket.capacity) return 'flood';
     return this.dropped === 1 ? 'first-drop' : 'drop';
   }
 }
