@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Connection } from 'rabbitmq-client';
 import type { Logger } from '../log.ts';
+import { withTimeout } from '../timeout.ts';
 
 /** The node's one AMQP connection, with the two things rabbitmq-client's Connection lacks. */
 export interface Broker {
@@ -98,15 +99,10 @@ export function redact(url: string): string {
  */
 export async function streamLength(broker: Broker, stream: string): Promise<number | undefined> {
   if (!broker.ready()) return undefined;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const declared = broker.conn.queueDeclare({ queue: stream, passive: true });
-    declared.catch(() => {});
-    const ok = await Promise.race([declared, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 1000)))]);
+    const ok = await withTimeout(broker.conn.queueDeclare({ queue: stream, passive: true }), 1000);
     return ok?.messageCount;
   } catch {
     return undefined;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,5 +1,6 @@
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import { guard } from '../guard.ts';
+import { withTimeout } from '../timeout.ts';
 import type { Logger } from '../log.ts';
 import type { Broker } from './connection.ts';
 import { ensureStream, type StreamSpec } from './stream.ts';
@@ -284,16 +285,12 @@ async function peekFirst(connection: Connection, stream: string): Promise<Delive
   const ch = await connection.acquire();
   try {
     await ch.basicQos({ prefetchCount: 1 });
-    let timer: NodeJS.Timeout | undefined;
     const first = new Promise<Delivery | undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), PEEK_TIMEOUT_MS);
       ch.basicConsume({ queue: stream, noAck: false, arguments: { 'x-stream-offset': 'first' } }, (msg) =>
         resolve({ offset: Number(msg.headers?.['x-stream-offset']), body: toBuffer(msg.body) }),
       ).catch(() => resolve(undefined));
     });
-    const got = await first;
-    clearTimeout(timer);
-    return got;
+    return await withTimeout(first, PEEK_TIMEOUT_MS);
   } finally {
     await ch.close().catch(() => {});
   }

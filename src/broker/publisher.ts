@@ -1,4 +1,5 @@
 import type { Broker } from './connection.ts';
+import { withTimeout } from '../timeout.ts';
 import { BrokerUnavailableError } from './errors.ts';
 
 export type Publish = (record: Buffer) => Promise<void>;
@@ -32,14 +33,12 @@ export function createPublisher(broker: Broker, stream: string, timeoutMs: numbe
     // message for a stream whose writer is not up yet, and drop it.
     if (!streamReady()) throw new BrokerUnavailableError('stream not attached yet');
     const tag = `p${++counter}`;
-    let timer: NodeJS.Timeout | undefined;
     broker.corkForThisTurn();
     const sent = pub.send({ routingKey: stream, durable: true, mandatory: true, messageId: tag }, record);
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BrokerUnavailableError('publish timed out')), timeoutMs);
-    });
     try {
-      await Promise.race([sent, deadline]);
+      await withTimeout(sent, timeoutMs, () => {
+        throw new BrokerUnavailableError('publish timed out');
+      });
     } catch (err) {
       // A send abandoned at the deadline may still complete later; forget its return then.
       sent.then(
@@ -48,8 +47,6 @@ export function createPublisher(broker: Broker, stream: string, timeoutMs: numbe
       );
       if (err instanceof BrokerUnavailableError) throw err;
       throw new BrokerUnavailableError((err as Error)?.message ?? 'publish failed');
-    } finally {
-      clearTimeout(timer);
     }
     // The broker sends basic.return before the confirm, so it has been seen by now.
     if (returned.delete(tag)) throw new BrokerUnavailableError('stream does not exist');

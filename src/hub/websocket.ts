@@ -6,6 +6,7 @@ import { userProblem } from '../domain/message.ts';
 import { AppError, CLOSE, type ErrorCode } from '../errors.ts';
 import { guard } from '../guard.ts';
 import { writeRawError } from '../http/raw-error.ts';
+import { withTimeout } from '../timeout.ts';
 import { SocketPeer, type SocketLimits, type SocketServices } from './socket.ts';
 
 export interface WebSocketOptions extends SocketLimits {
@@ -162,9 +163,7 @@ export function attachWebSocket(
       const all = [...peers];
       const closed = Promise.all(all.map((p) => new Promise<void>((resolve) => p.onClosed(resolve))));
       for (const p of all) p.close(code, reason);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-      clearTimeout(timer);
+      await withTimeout(closed, timeoutMs);
       for (const p of peers) p.terminate();
       wss.close();
     },

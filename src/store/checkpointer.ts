@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
+import { withTimeout } from '../timeout.ts';
 
 /**
  * Moves SQLite's WAL checkpoints off the event loop. With the default auto-checkpoint, one
@@ -40,9 +41,7 @@ export function startCheckpointer(path: string, setAutoCheckpoint: (pages: numbe
       worker.ref(); // keep the process alive until the worker has closed its connection
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       worker.postMessage('stop');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
-      clearTimeout(timer);
+      await withTimeout(exited, 1000);
       await worker.terminate();
     },
   };
