@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { messageInputSchema, roomSchema, userSchema } from '../domain/message.ts';
-import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+import { ERRORS, type ErrorCode } from '../errors.ts';
 import { markReadSchema } from '../mark-read.ts';
 import { CLOSE, LIMITS } from '../protocol.ts';
 import { VERSION } from '../version.ts';
@@ -313,10 +313,5 @@ export function apiDocRoutes(maxMessageBytes: number): Hono {
   const r = new Hono();
   r.get('/openapi.json', (c) => c.body(openapi, 200, { 'Content-Type': 'application/json' }));
   r.get('/asyncapi.json', (c) => c.body(asyncapi, 200, { 'Content-Type': 'application/json' }));
-  for (const path of ['/openapi.json', '/asyncapi.json']) {
-    r.all(path, (c) => {
-      throw new AppError('method_not_allowed', `${c.req.method} is not allowed on ${path}; use GET, HEAD.`, { headers: { Allow: 'GET, HEAD' } });
-    });
-  }
   return r;
 }

@@ -38,12 +38,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/ws', () => {
     throw new AppError('upgrade_required');
   });
-  for (const path of ['/message', '/messages/since', '/messages/before', '/rooms', '/rooms/:room/read', '/healthz', '/readyz', '/ws']) {
-    app.all(path, (c) => {
-      const allow = path === '/message' || path === '/rooms/:room/read' ? 'POST' : 'GET, HEAD';
-      throw new AppError('method_not_allowed', `${c.req.method} is not allowed on ${path}; use ${allow}.`, { headers: { Allow: allow } });
-    });
-  }
+  answerOtherMethods(app);
   app.notFound((c) => c.json(new AppError('not_found', `No endpoint at ${c.req.path}.`).toJSON(), 404));
   app.onError((err, c) => {
     const coded = toAppError(err);
@@ -55,4 +50,24 @@ export function createApp(deps: AppDeps): Hono {
     return c.json(new AppError('internal').toJSON(), 500);
   });
   return app;
+}
+
+/**
+ * Every path served answers the methods it does not serve with 405 and an Allow header, derived
+ * from the routes registered so far (GET implies HEAD; middleware, method ALL, serves nothing).
+ */
+function answerOtherMethods(app: Hono): void {
+  const served = new Map<string, string[]>();
+  for (const { method, path } of app.routes) {
+    if (method === 'ALL') continue;
+    const methods = served.get(path) ?? [];
+    for (const m of method === 'GET' ? ['GET', 'HEAD'] : [method]) if (!methods.includes(m)) methods.push(m);
+    served.set(path, methods);
+  }
+  for (const [path, methods] of served) {
+    const allow = methods.join(', ');
+    app.all(path, (c) => {
+      throw new AppError('method_not_allowed', `${c.req.method} is not allowed on ${path}; use ${allow}.`, { headers: { Allow: allow } });
+    });
+  }
 }

@@ -59,8 +59,5 @@ export function metricsRoutes(metrics: Metrics, token: string | undefined): Hono
     }
     return c.body(await metrics.text(), 200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
   });
-  r.all('/metrics', (c) => {
-    throw new AppError('method_not_allowed', `${c.req.method} is not allowed on /metrics; use GET, HEAD.`, { headers: { Allow: 'GET, HEAD' } });
-  });
   return r;
 }

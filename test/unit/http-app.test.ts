@@ -6,7 +6,10 @@ import { RateLimiter } from '../../src/auth/rate-limit.ts';
 import { mintToken, verifyToken } from '../../src/auth/tokens.ts';
 import { BrokerUnavailableError } from '../../src/broker/errors.ts';
 import { AppError } from '../../src/errors.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp, type AppDeps } from '../../src/http/app.ts';
+import { apiDocRoutes } from '../../src/http/api-docs.ts';
+import { metricsRoutes } from '../../src/http/operations.ts';
+import { Metrics } from '../../src/metrics.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Page, PageQuery } from '../../src/store/messages.ts';
 
@@ -25,7 +28,7 @@ function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<voi
     limiter: new RateLimiter(opts.perMinute ?? 600),
     maxMessageBytes: 100,
   });
-  const app = createApp({
+  const deps: AppDeps = {
     accept,
     authenticate: opts.auth ? (token) => verifyToken(token, SECRET) : undefined,
     readPage:
@@ -41,8 +44,9 @@ function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<voi
     maxMessageBytes: 100,
     log: createLogger('silent'),
     readiness: () => ({ ok: opts.ready ?? true, checks: { database: 'open' } }),
-  });
-  return { app, published, queries };
+  };
+  const app = createApp(deps);
+  return { app, published, queries, deps };
 }
 
 const postJson = (body: unknown, headers: Record<string, string> = {}) => ({
@@ -205,6 +209,26 @@ describe('HTTP app (no broker, no store): every error code, exact', () => {
         status: 405,
         body: { error: { code: 'method_not_allowed', message: `${method} is not allowed on ${path}; use ${allow}.` } },
       });
+    }
+  });
+
+  it('405 on every served path, Allow derived from its routes: mounted routers and optional routes too', async () => {
+    const app = createApp({
+      ...build().deps,
+      presence: async () => [],
+      routes: [metricsRoutes(new Metrics(), undefined), apiDocRoutes(100)],
+    });
+    const served = app.routes.filter((r) => r.method !== 'ALL');
+    expect(served.length).toBeGreaterThan(10);
+    for (const [method, path, allow] of [
+      ['POST', '/metrics', 'GET, HEAD'],
+      ['DELETE', '/openapi.json', 'GET, HEAD'],
+      ['PUT', '/asyncapi.json', 'GET, HEAD'],
+      ['POST', '/rooms/general/presence', 'GET, HEAD'],
+      ['GET', '/rooms/general/read', 'POST'],
+    ] as const) {
+      const res = await app.request(path, { method });
+      expect([res.status, res.headers.get('allow')]).toEqual([405, allow]);
     }
   });
 
