@@ -19,6 +19,12 @@ function run(env: Record<string, string>) {
 }
 
 describe('start-up problems an operator must fix: one clear line naming the setting', () => {
+  it('a bad value stops the server at start with one line naming the variable (exit 78)', () => {
+    const res = run({ PORT: 'nope' });
+    expect(res.status).toBe(78);
+    expect(res.lines).toEqual([expect.stringMatching(/^config error: invalid PORT: .*"nope"/)]);
+  });
+
   it('a port in use names PORT (exit 78)', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

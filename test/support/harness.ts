@@ -1,6 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
@@ -33,11 +31,9 @@ export async function deleteStream(name: string, url = rabbitUrl()): Promise<voi
   }
 }
 
-/** A temp folder removed by the returned cleanup. */
-export function tempDir(): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), 'chat-test-'));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
+import { tempDir } from './temp.ts';
+
+export { tempDir };
 
 /** Loopback only, and a rate limit far above what any test posts unless a test sets its own. */
 const TEST_DEFAULTS = { HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '1000000' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '../src/auth/rate-limit.ts';
+import { RateLimiter } from '../../src/auth/rate-limit.ts';
 
 describe('RateLimiter (per sender, per minute)', () => {
   it('allows a minute’s worth at once, then one message per 60/limit seconds, with the wait to tell', () => {

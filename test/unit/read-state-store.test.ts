@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readRecord, type MessageRecord } from '../src/domain/records.ts';
-import { listRooms } from '../src/store/conversations.ts';
-import { openDb } from '../src/store/db.ts';
-import { MessageStore, type LogEntry } from '../src/store/messages.ts';
-import { UNREAD_CAP } from '../src/store/read-state.ts';
-import { tempDir } from './support/harness.ts';
+import { readRecord, type MessageRecord } from '../../src/domain/records.ts';
+import { listRooms } from '../../src/store/conversations.ts';
+import { openDb } from '../../src/store/db.ts';
+import { MessageStore, type LogEntry } from '../../src/store/messages.ts';
+import { UNREAD_CAP } from '../../src/store/read-state.ts';
+import { tempDir } from '../support/temp.ts';
 
 const msg = (id: string, room: string, sender: string): MessageRecord => ({ kind: 'message', id, room, sender, body: `body ${id}`, createdAt: 1_700_000_000_000 });
 const dir = tempDir();

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MessageRecord } from '../src/domain/records.ts';
-import { openDb } from '../src/store/db.ts';
-import { MessageStore, SINCE_SKEW_MS, StreamMismatchError } from '../src/store/messages.ts';
-import { tempDir } from './support/harness.ts';
+import type { MessageRecord } from '../../src/domain/records.ts';
+import { openDb } from '../../src/store/db.ts';
+import { MessageStore, SINCE_SKEW_MS, StreamMismatchError } from '../../src/store/messages.ts';
+import { tempDir } from '../support/temp.ts';
 
 const rec = (id: string, room = 'general', createdAt = 1_700_000_000_000): MessageRecord => ({ kind: 'message', id, room, sender: 'ana', body: `body ${id}`, createdAt });
 

@@ -1,9 +1,7 @@
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
-import { ROOT } from './support/harness.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
 
+// Starting the server with a bad value (one line, exit 78) is in test/startup-lines.test.ts.
 describe('configuration', () => {
   it('has the contract defaults', () => {
     expect(loadConfig({})).toMatchObject({
@@ -70,16 +68,5 @@ describe('configuration', () => {
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}:`));
-  });
-
-  it('stops the server at start with one clear line', () => {
-    const res = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: 'nope' },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    expect(res.status).not.toBe(0);
-    expect(res.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^config error: invalid PORT: .*"nope"/)]);
   });
 });
