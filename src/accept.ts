@@ -4,16 +4,8 @@ import type { Publish } from './broker/publisher.ts';
 import { messageInputSchema } from './domain/message.ts';
 import { decodeRecord, encodeRecord, messageRecord } from './domain/records.ts';
 import { AppError, forbiddenRoom } from './errors.ts';
+import type { Accepted } from './protocol.ts';
 
-export interface Accepted {
-  id: string;
-  room: string;
-  sender: string;
-  createdAt: string;
-  /** Echoed when the post carried an idempotency key. */
-  key?: string;
-  status: 'accepted';
-}
 
 /** Accepts one message from any transport (HTTP body or WebSocket frame); resolves once the broker confirmed it. */
 export type Accept = (input: unknown, principal: Principal | undefined) => Promise<Accepted>;

@@ -28,6 +28,7 @@ export interface Accepted {
   room: string;
   sender: string;
   createdAt: string;
+  /** Echoed when the post carried an idempotency key. */
   key?: string;
   status: 'accepted';
 }

@@ -1,18 +1,10 @@
 import { z } from 'zod';
 
-/** A message as stored and as every client sees it (HTTP pages and WebSocket frames). */
-export interface Message {
-  id: string;
-  room: string;
-  sender: string;
-  body: string;
-  /** ISO 8601, UTC, milliseconds: when the accepting node answered the POST. */
-  createdAt: string;
-  /** Stream offset + 1: the position in the log, identical on every node. */
-  seq: number;
-  /** The sender's idempotency key, when the post carried one. */
-  key?: string | undefined;
-}
+/**
+ * A message as stored and as every client sees it (HTTP pages and WebSocket frames). Defined once,
+ * with the frames the client SDK shares (src/protocol.ts); the server calls it Message.
+ */
+export type { WireMessage as Message } from '../protocol.ts';
 
 export const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
 export const ROOM_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ . : -';
