@@ -19,7 +19,7 @@ import { Metrics } from './metrics.ts';
 import { Hub } from './hub/hub.ts';
 import { LiveSignals } from './hub/live-signals.ts';
 import { DEFAULT_REPLAY_BUDGET } from './hub/replay-lane.ts';
-import { attachWebSocket, type WebSocketEndpoint } from './hub/websocket.ts';
+import { attachWebSocket, type WebSocketEndpoint, type WebSocketOptions } from './hub/websocket.ts';
 import { startParts, type Part } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { startCheckpointer } from './store/checkpointer.ts';
@@ -85,23 +85,7 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
   const secret = config.authSecret;
   const authenticate = secret ? (token: string) => verifyToken(token, secret) : undefined;
 
-  const sockets = attachWebSocket(
-    server,
-    { hub, live, accept, markRead, authenticate, log },
-    {
-      maxPayload: config.wsMaxPayloadBytes,
-      pingIntervalMs: config.wsPingIntervalMs,
-      maxBufferedBytes: config.wsMaxBufferedBytes,
-      maxSubscriptions: config.wsMaxSubscriptions,
-      maxSocketsPerUser: config.wsMaxSocketsPerUser,
-      maxSocketsPerIp: config.wsMaxSocketsPerIp,
-      frameBurst: config.wsFrameBurst,
-      framesPerSecond: config.wsFramesPerSecond,
-      authTimeoutMs: config.wsAuthTimeoutMs,
-      originAllowed: (origin) => originAllowed(config.corsOrigins, origin),
-      observe: { opened: () => metrics.socketOpened(), closed: (code) => metrics.socketClosed(code) },
-    },
-  );
+  const sockets = attachWebSocket(server, { hub, live, accept, markRead, authenticate, log }, socketOptions(config, metrics));
   const app = createApp({
     accept,
     authenticate,
@@ -162,6 +146,23 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     })());
 
   return { port, stop, routes: () => app.routes.map(({ method, path }) => ({ method, path })) };
+}
+
+/** The WebSocket endpoint's limits, all from the config, and its metrics. */
+function socketOptions(config: Config, metrics: Metrics): WebSocketOptions {
+  return {
+    maxPayload: config.wsMaxPayloadBytes,
+    pingIntervalMs: config.wsPingIntervalMs,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    maxSubscriptions: config.wsMaxSubscriptions,
+    maxSocketsPerUser: config.wsMaxSocketsPerUser,
+    maxSocketsPerIp: config.wsMaxSocketsPerIp,
+    frameBurst: config.wsFrameBurst,
+    framesPerSecond: config.wsFramesPerSecond,
+    authTimeoutMs: config.wsAuthTimeoutMs,
+    originAllowed: (origin) => originAllowed(config.corsOrigins, origin),
+    observe: { opened: () => metrics.socketOpened(), closed: (code) => metrics.socketClosed(code) },
+  };
 }
 
 /** The HTTP server as a part: listens on start; on stop, in-flight requests finish and sockets close (1001). */
