@@ -17,7 +17,10 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 },
+        // Files share a worker's module cache (isolate: false): half the CPU of the tier. So a unit
+        // test leaves no global state behind (fake timers restored, no vi.mock of modules) and
+        // holds in any order (checked with --sequence.shuffle).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000, isolate: false },
       },
       {
         extends: true,
