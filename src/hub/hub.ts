@@ -1,6 +1,6 @@
 import type { Message } from '../domain/message.ts';
 import { CLOSE } from '../errors.ts';
-import { DEFAULT_REPLAY_BUDGET, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
+import { DEFAULT_REPLAY_BUDGET, ReplayBucket, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
 
 /** What the hub needs from storage: committed history of one room, by cursor. */
 export interface HistoryReader {
@@ -37,6 +37,12 @@ export interface Peer {
    * separated by `\n` (JSON.stringify never emits a raw newline, so a line is always one frame).
    */
   readonly batched: boolean;
+  /**
+   * The client whose replay budget this socket spends (its token's user, or in open mode its
+   * remote address): its sockets share one, and a reconnect does not refill it. Undefined: the
+   * socket has a budget of its own.
+   */
+  readonly replayKey?: string | undefined;
 }
 
 interface Subscription {
@@ -92,7 +98,10 @@ export class Hub {
   private readonly rooms = new Map<string, Set<Subscription>>();
   private readonly peers = new Map<Peer, Map<string, Subscription>>();
   /** Each peer's replay lane, from its first replay until it is removed (its budget outlives unsubscribes). */
-  private readonly lanes = new Map<Peer, ReplayLane>();
+  private readonly lanes = new Map<Peer, { lane: ReplayLane; key: string | undefined }>();
+  /** Replay buckets by client (Peer.replayKey), with how many lanes use each; kept after the last one closes until full again. */
+  private readonly buckets = new Map<string, { bucket: ReplayBucket; lanes: number }>();
+  private sweptAt = 0;
   private readonly budget: Readonly<ReplayBudget>;
   private readonly clock: LaneClock;
   /** Message frames and bytes handed to sockets, by path; plain numbers read by the metrics at scrape. */
@@ -111,7 +120,7 @@ export class Hub {
    * refusal means do not subscribe (the pending replay goes on), `flood` means close the peer.
    */
   admitReplay(peer: Peer, room: string): ReplayVerdict {
-    return this.lanes.get(peer)?.admit(room) ?? OK;
+    return this.lanes.get(peer)?.lane.admit(room) ?? OK;
   }
 
   /**
@@ -136,9 +145,29 @@ export class Hub {
   }
 
   private laneOf(peer: Peer): ReplayLane {
-    let lane = this.lanes.get(peer);
-    if (!lane) this.lanes.set(peer, (lane = new ReplayLane(this.budget, this.clock)));
+    const have = this.lanes.get(peer);
+    if (have) return have.lane;
+    const key = peer.replayKey;
+    const lane = new ReplayLane(this.budget, this.clock, key === undefined ? undefined : this.bucketOf(key));
+    this.lanes.set(peer, { lane, key });
     return lane;
+  }
+
+  /** The client's bucket, shared by its lanes; a reconnecting client finds the one it left. */
+  private bucketOf(key: string): ReplayBucket {
+    this.sweepBuckets();
+    let entry = this.buckets.get(key);
+    if (!entry) this.buckets.set(key, (entry = { bucket: new ReplayBucket(this.budget, this.clock), lanes: 0 }));
+    entry.lanes++;
+    return entry.bucket;
+  }
+
+  /** Forgets (at most once a second) the buckets no socket uses that are full again: a new one would be the same. */
+  private sweepBuckets(): void {
+    const now = this.clock.now();
+    if (now - this.sweptAt < 1000) return;
+    this.sweptAt = now;
+    for (const [key, entry] of this.buckets) if (entry.lanes === 0 && entry.bucket.full) this.buckets.delete(key);
   }
 
   epoch(): string | null {
@@ -158,7 +187,7 @@ export class Hub {
     const sub = mine?.get(room);
     if (!sub) return false;
     sub.closed = true;
-    this.lanes.get(peer)?.cancel(room);
+    this.lanes.get(peer)?.lane.cancel(room);
     mine!.delete(room);
     if (mine!.size === 0) this.peers.delete(peer);
     const set = this.rooms.get(room)!;
@@ -181,8 +210,13 @@ export class Hub {
 
   /** Forgets a peer entirely (socket closed). */
   remove(peer: Peer): void {
-    this.lanes.get(peer)?.close();
-    this.lanes.delete(peer);
+    const own = this.lanes.get(peer);
+    if (own) {
+      own.lane.close();
+      this.lanes.delete(peer);
+      const entry = own.key === undefined ? undefined : this.buckets.get(own.key);
+      if (entry) entry.lanes--;
+    }
     const mine = this.peers.get(peer);
     if (!mine) return;
     for (const room of [...mine.keys()]) this.unsubscribe(peer, room);
@@ -287,12 +321,12 @@ export class Hub {
     }
   }
 
-  get stats(): { rooms: number; peers: number; subscriptions: number; replaysPending: number } {
+  get stats(): { rooms: number; peers: number; subscriptions: number; replaysPending: number; replayClients: number } {
     let subscriptions = 0;
     for (const set of this.rooms.values()) subscriptions += set.size;
     let replaysPending = 0;
-    for (const lane of this.lanes.values()) replaysPending += lane.pending;
-    return { rooms: this.rooms.size, peers: this.peers.size, subscriptions, replaysPending };
+    for (const { lane } of this.lanes.values()) replaysPending += lane.pending;
+    return { rooms: this.rooms.size, peers: this.peers.size, subscriptions, replaysPending, replayClients: this.buckets.size };
   }
 
   /**

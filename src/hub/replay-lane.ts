@@ -7,11 +7,15 @@
  *   has left the process (the send callback), so output follows the client's read speed and at
  *   most one page per socket waits in memory;
  * - pages are charged by their bytes to a token bucket (`burstBytes`, refilled at
- *   `bytesPerSecond`); once it is spent the lane waits for the refill;
+ *   `bytesPerSecond`); once it is spent the lane waits for the refill. The bucket belongs to the
+ *   client (a token's user, or an open-mode address), not the socket: its sockets share it, and
+ *   reconnecting does not refill it;
  * - one pending replay per room: a new replay of a room replaces the one still pending;
  * - restarting an unfinished replay while the bucket is spent is refused (`admit`), and a client
  *   that keeps doing so is told to go (`flood`).
- * So a socket's replay output is at most burstBytes + bytesPerSecond x seconds + one page.
+ * So a client's replay output, over all its sockets, is at most burstBytes + bytesPerSecond x
+ * seconds + one page: a page is sent only while the bucket is positive, and charged in the same
+ * synchronous step.
  */
 
 export interface ReplayBudget {
@@ -62,23 +66,61 @@ export const realClock: LaneClock = {
 
 const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
 
-export class ReplayLane {
+/** Replay bytes a client may receive: a token bucket, shared by the lanes of its sockets. */
+export class ReplayBucket {
   private readonly budget: Readonly<ReplayBudget>;
   private readonly clock: LaneClock;
-  /** Pending replays by room, served round-robin in this order. */
-  private readonly jobs = new Map<string, ReplayStep>();
   private tokens: number;
   private at: number;
-  private refusals = 0;
-  private inFlight = false;
-  private cancelWait: (() => void) | undefined;
-  private closed = false;
 
   constructor(budget: Readonly<ReplayBudget> = DEFAULT_REPLAY_BUDGET, clock: LaneClock = realClock) {
     this.budget = budget;
     this.clock = clock;
     this.tokens = budget.burstBytes;
     this.at = clock.now();
+  }
+
+  /** Bytes that may be sent now (refilled to this moment); zero or less: wait. */
+  available(): number {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.budget.burstBytes, this.tokens + ((now - this.at) / 1000) * this.budget.bytesPerSecond);
+    this.at = now;
+    return this.tokens;
+  }
+
+  /** Full again: the client has been calm for a while (and the bucket can be forgotten). */
+  get full(): boolean {
+    return this.available() >= this.budget.burstBytes;
+  }
+
+  /** Milliseconds until the bucket is positive again (at least 1). */
+  waitMs(): number {
+    return Math.max(1, Math.ceil((-this.available() / this.budget.bytesPerSecond) * 1000));
+  }
+
+  /** Debt of at most one page: the bucket goes below zero and the next page waits for it. */
+  charge(bytes: number): void {
+    this.tokens -= bytes;
+  }
+}
+
+export class ReplayLane {
+  private readonly budget: Readonly<ReplayBudget>;
+  private readonly clock: LaneClock;
+  private readonly bucket: ReplayBucket;
+  /** Pending replays by room, served round-robin in this order. */
+  private readonly jobs = new Map<string, ReplayStep>();
+  /** This socket's refused restarts since its client was last calm. */
+  private refusals = 0;
+  private inFlight = false;
+  private cancelWait: (() => void) | undefined;
+  private closed = false;
+
+  /** `bucket`: the client's, shared with its other sockets; by default this socket's own. */
+  constructor(budget: Readonly<ReplayBudget> = DEFAULT_REPLAY_BUDGET, clock: LaneClock = realClock, bucket = new ReplayBucket(budget, clock)) {
+    this.budget = budget;
+    this.clock = clock;
+    this.bucket = bucket;
   }
 
   /** Replays waiting to send (their next page). */
@@ -91,10 +133,10 @@ export class ReplayLane {
    * while the bucket is spent. A refused restart changes nothing (the pending replay goes on).
    */
   admit(room: string): ReplayVerdict {
-    this.refill();
-    if (!this.jobs.has(room) || this.tokens > 0) return OK;
+    if (this.bucket.full) this.refusals = 0; // calm again: past refusals are forgiven
+    if (!this.jobs.has(room) || this.bucket.available() > 0) return OK;
     this.refusals++;
-    const retryAfterSeconds = Math.max(1, Math.ceil(-this.tokens / this.budget.bytesPerSecond));
+    const retryAfterSeconds = Math.ceil(this.bucket.waitMs() / 1000);
     return { kind: this.refusals > this.budget.maxRefusals ? 'flood' : 'refused', retryAfterSeconds };
   }
 
@@ -119,19 +161,10 @@ export class ReplayLane {
     this.cancelWait = undefined;
   }
 
-  private refill(): void {
-    const now = this.clock.now();
-    this.tokens = Math.min(this.budget.burstBytes, this.tokens + ((now - this.at) / 1000) * this.budget.bytesPerSecond);
-    this.at = now;
-    if (this.tokens >= this.budget.burstBytes) this.refusals = 0; // calm again: past refusals are forgiven
-  }
-
   private pump(): void {
     while (!this.closed && !this.inFlight && this.cancelWait === undefined && this.jobs.size > 0) {
-      this.refill();
-      if (this.tokens <= 0) {
-        const ms = Math.max(1, Math.ceil((-this.tokens / this.budget.bytesPerSecond) * 1000));
-        this.cancelWait = this.clock.later(ms, () => {
+      if (this.bucket.available() <= 0) {
+        this.cancelWait = this.clock.later(this.bucket.waitMs(), () => {
           this.cancelWait = undefined;
           this.pump();
         });
@@ -141,8 +174,7 @@ export class ReplayLane {
       this.jobs.delete(room);
       this.inFlight = true;
       const { bytes, done } = step(this.budget.pageBytes, (err) => this.flushed(err));
-      // Debt of at most one page: the bucket goes below zero and the next page waits for it.
-      this.tokens -= bytes;
+      this.bucket.charge(bytes);
       // To the back of the queue (other rooms take their turn), unless replaced meanwhile.
       if (!done && !this.jobs.has(room)) this.jobs.set(room, step);
       if (bytes === 0) this.inFlight = false;

@@ -67,13 +67,16 @@ export class SocketPeer implements Peer, SignalPeer {
   private readonly pending = new Map<string, object>();
   alive = true;
   readonly batched: boolean;
+  /** The remote address (open mode: the client whose replay budget this socket spends). */
+  private readonly remote: string | undefined;
 
   /**
    * `openUser`: open mode's `?user=` (validated by the caller). `batched`: the upgrade URL had
-   * `?batch=1` (several frames per WebSocket message, `\n` separated).
+   * `?batch=1` (several frames per WebSocket message, `\n` separated). `remote`: the client's address.
    */
-  constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits, openUser?: string, batched = false) {
+  constructor(ws: WebSocket, services: SocketServices, limits: SocketLimits, openUser?: string, batched = false, remote?: string) {
     this.ws = ws;
+    this.remote = remote;
     this.openUser = openUser;
     this.batched = batched;
     this.services = services;
@@ -105,6 +108,15 @@ export class SocketPeer implements Peer, SignalPeer {
   get user(): string | undefined {
     if (this.auth.kind === 'authorized') return this.auth.principal.sub;
     return this.auth.kind === 'open' ? this.openUser : undefined;
+  }
+
+  /**
+   * Whose replay budget this socket spends: the token's user (all their sockets, on this node),
+   * else the remote address (open mode: `?user=` is the client's say-so, an address is not).
+   */
+  get replayKey(): string | undefined {
+    if (this.auth.kind === 'authorized') return `sub:${this.auth.principal.sub}`;
+    return this.remote === undefined ? undefined : `ip:${this.remote}`;
   }
 
   /** Starts the auth handshake: with the upgrade's token if there was one, else waits for an `auth` frame. */

@@ -114,7 +114,7 @@ export function attachWebSocket(
           else perIp.set(ip, left);
         });
       }
-      const peer = new SocketPeer(ws, full, opts, openUser, batched);
+      const peer = new SocketPeer(ws, full, opts, openUser, batched, ip);
       peers.add(peer);
       const openedAt = Date.now();
       const remote = req.socket.remoteAddress;

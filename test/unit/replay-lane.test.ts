@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ReplayLane, type ReplayBudget, type ReplayStep } from '../../src/hub/replay-lane.ts';
+import type { Message } from '../../src/domain/message.ts';
+import { Hub, type Peer } from '../../src/hub/hub.ts';
+import { ReplayBucket, ReplayLane, type ReplayBudget, type ReplayStep } from '../../src/hub/replay-lane.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
 /** A replay of `total` bytes sent in pages of `maxBytes`; its pages reach the kernel when the test flushes them. */
@@ -160,4 +162,82 @@ describe('ReplayLane', () => {
     await turn();
     expect(lane.pending).toBe(0);
   });
+
+  it('lanes sharing a bucket (one client, several sockets) get one budget between them', async () => {
+    const clock = new FakeClock();
+    const bucket = new ReplayBucket(budget, clock);
+    const replays = [1, 2, 3].map(() => new FakeReplay(100 * 1024 * KiB));
+    replays.forEach((r, i) => new ReplayLane(budget, clock, bucket).start(`r${i}`, r.step));
+    const total = () => replays.reduce((n, r) => n + r.sent, 0);
+    for (let ms = 0; ms < 5000; ms += 50) {
+      while (replays.some((r) => r.flush())) await turn();
+      // One page of debt at most, however many lanes: each checks and charges in one step.
+      expect(total()).toBeLessThanOrEqual(budget.burstBytes + (clock.t / 1000) * budget.bytesPerSecond + budget.pageBytes);
+      clock.advance(50);
+    }
+    expect(Math.min(...replays.map((r) => r.sent))).toBeGreaterThan(0); // all of them were served
+  });
 });
+
+/** A peer for the hub whose writes flush at once; `replayKey` names its client. */
+class InstantPeer implements Peer {
+  bytes = 0;
+  open = true;
+  readonly batched = false;
+  constructor(readonly replayKey: string | undefined) {}
+  send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void {
+    if (frame.toString().startsWith('{"type":"message"')) this.bytes += Buffer.byteLength(frame);
+    if (onFlushed) setImmediate(onFlushed);
+  }
+  close(): void {
+    this.open = false;
+  }
+  cork(): void {}
+  uncork(): void {}
+}
+
+describe('Hub: replay budgets by client', () => {
+  const body = 'x'.repeat(4000);
+  const history: Message[] = Array.from({ length: 1000 }, (_, i) => ({ id: `m${i + 1}`, room: 'r', sender: 's', body, createdAt: '2026-11-22T00:00:00.000Z', seq: i + 1 }));
+  const reader = {
+    roomPage: (room: string, after: number, limit: number, maxBytes: number) => {
+      const out = history.filter((m) => m.seq > after).slice(0, Math.min(limit, Math.ceil(maxBytes / 4100)));
+      return { messages: out, more: out.length > 0 && out[out.length - 1]!.seq < history.length };
+    },
+    roomHead: () => history.length,
+    lastCursor: () => 0,
+    epoch: () => 'e',
+  };
+
+  /** Lets every page the lanes can send now (the clock stands still) go out. */
+  const drain = async () => {
+    for (let i = 0; i < 200; i++) await turn();
+  };
+
+  it('a client that reconnects finds its bucket as it left it; another client has its own', async () => {
+    const clock = new FakeClock();
+    const hub = new Hub(reader, budget, clock);
+    const first = new InstantPeer('ip:10.0.0.1');
+    hub.subscribe(first, 'r', 0);
+    await drain();
+    expect(first.bytes).toBeGreaterThanOrEqual(budget.burstBytes);
+    // Closed (e.g. 1008) and reconnected at once: no fresh burst.
+    hub.remove(first);
+    const again = new InstantPeer('ip:10.0.0.1');
+    hub.subscribe(again, 'r', 0);
+    await drain();
+    expect(first.bytes + again.bytes).toBeLessThanOrEqual(budget.burstBytes + budget.pageBytes + 4200);
+    // Someone else is not held back by it.
+    const other = new InstantPeer('ip:10.0.0.2');
+    hub.subscribe(other, 'r', 0);
+    await drain();
+    expect(other.bytes).toBeGreaterThanOrEqual(budget.burstBytes);
+    // Once full again and unused, the bucket is forgotten (bounded memory).
+    hub.remove(again);
+    hub.remove(other);
+    clock.advance(60_000);
+    hub.subscribe(new InstantPeer('ip:10.0.0.3'), 'r', 0);
+    expect(hub.stats.replayClients).toBe(1);
+  });
+});
+
