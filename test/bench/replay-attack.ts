@@ -8,7 +8,11 @@
  * its own event loop's.
  *
  *   node --import tsx test/bench/replay-attack.ts [--abusers 10] [--messages 2000] [--bytes 4096]
- *     [--seconds 20] [--reconnect on|off]      (RABBITMQ_URL: the broker, default the local one)
+ *     [--seconds 20] [--reconnect on|off] [--addresses distinct|one]
+ *   (RABBITMQ_URL: the broker, default the local one)
+ *
+ * `--addresses distinct` (the default) connects abuser i from 127.0.0.(10+i), so that the ten are
+ * ten clients to the server (each with its own replay budget); `one`: all from 127.0.0.1.
  *
  * Prints the probe's latency (p50/p99/max), the server's peak RSS, its CPU time, what the abusers
  * received, and the load average before and after.
@@ -40,13 +44,13 @@ interface AbuseResult {
 }
 
 /** The child: `count` sockets re-subscribing every 20 ms for `seconds`, reading everything. */
-async function abuse(url: string, count: number, seconds: number, reconnect: boolean): Promise<void> {
+async function abuse(url: string, count: number, seconds: number, reconnect: boolean, distinct: boolean): Promise<void> {
   const result: AbuseResult = { sockets: 0, bytes: 0, closes: {}, errorFrames: 0 };
   const end = Date.now() + seconds * 1000;
-  const open = () => {
+  const open = (i: number) => {
     if (Date.now() >= end) return;
     result.sockets++;
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, distinct ? { localAddress: `127.0.0.${10 + i}` } : {});
     let timer: NodeJS.Timeout | undefined;
     const subscribe = () => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'subscribe', room: ROOM, after: 0 }));
     ws.on('open', () => {
@@ -61,11 +65,11 @@ async function abuse(url: string, count: number, seconds: number, reconnect: boo
     ws.on('close', (code) => {
       clearInterval(timer);
       result.closes[code] = (result.closes[code] ?? 0) + 1;
-      if (reconnect) setImmediate(open);
+      if (reconnect) setImmediate(() => open(i));
     });
     setTimeout(() => ws.terminate(), Math.max(0, end - Date.now())).unref();
   };
-  for (let i = 0; i < count; i++) open();
+  for (let i = 0; i < count; i++) open(i);
   await sleep(seconds * 1000 + 500);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
   const bytes = Number(option('bytes', '4096'));
   const seconds = Number(option('seconds', '20'));
   const reconnect = option('reconnect', 'on') === 'on';
+  const distinct = option('addresses', 'distinct') === 'distinct';
   const rabbitmqUrl = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
   const dir = mkdtempSync(join(tmpdir(), 'replay-attack-'));
   const streamName = `bench.replay.${Date.now().toString(36)}`;
@@ -137,8 +142,8 @@ async function main(): Promise<void> {
     const load0 = loadavg();
     const cpu0 = cpuSeconds(server.pid);
     const sampler = new RssSampler(server.pid, 100);
-    console.error(`attack: ${abusers} sockets for ${seconds} s (reconnect ${reconnect ? 'on' : 'off'})`);
-    const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, '--abuse', server.wsUrl, String(abusers), String(seconds), reconnect ? 'on' : 'off'], {
+    console.error(`attack: ${abusers} sockets for ${seconds} s (reconnect ${reconnect ? 'on' : 'off'}, ${distinct ? 'one address each' : 'one address'})`);
+    const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, '--abuse', server.wsUrl, String(abusers), String(seconds), reconnect ? 'on' : 'off', distinct ? 'distinct' : 'one'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let childOut = '';
@@ -190,6 +195,7 @@ async function main(): Promise<void> {
       bytes,
       seconds,
       reconnect,
+      addresses: distinct ? 'distinct' : 'one',
       probeSinceMs: distribution(since),
       probeRoundTripMs: distribution(roundTrip),
       probeFailures: failures.length,
@@ -211,7 +217,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--abuse') {
-  await abuse(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'on');
+  await abuse(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'on', process.argv[7] === 'distinct');
 } else {
   await main();
 }
