@@ -172,6 +172,7 @@ async function main(): Promise<void> {
             resolve();
           });
         });
+        seen.catch(() => {}); // awaited below; a POST that fails first must not leave it unhandled
         const res = await fetch(`${server.base}/message`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: PROBE_ROOM, sender: 'probe', body }), signal: AbortSignal.timeout(30_000) });
         if (res.status !== 202) throw new Error(`post: ${res.status}`);
         await res.arrayBuffer();
