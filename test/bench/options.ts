@@ -1,6 +1,6 @@
 /** Command-line flags of `npm run bench` and the sizes they select. */
 
-export const PHASES = ['e2e', 'latency', 'fanout', 'catchup', 'history', 'sockets', 'broker', 'sqlite', 'http', 'ws', 'peer'] as const;
+export const PHASES = ['e2e', 'latency', 'fanout', 'ingest', 'catchup', 'history', 'sockets', 'broker', 'sqlite', 'http', 'ws', 'peer'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export interface BenchOptions {

@@ -18,6 +18,8 @@ const CONVERSATIONS = 200;
 const PER_CONVERSATION = 20;
 const HISTORY_ROOM = 'history';
 const SCROLL_LIMIT = 50;
+/** The largest page GET /messages/before serves: the scrollback throughput goal is read with it. */
+const LARGE_PAGE = 1000;
 
 export interface RequestCost {
   requests: number;
@@ -31,6 +33,8 @@ export interface HistoryResult {
   roomMessages: number;
   /** GET /messages/before limit=50, from the newest page to the first, one request at a time */
   scrollback: RequestCost & { pages: number; messages: number };
+  /** The same with limit=1000 (the largest page): messages per second, the issue's throughput figure */
+  scrollbackLarge: RequestCost & { pages: number; messages: number; messagesPerSec: number | null };
   /** GET /rooms?user=…&limit=200 for a user in 200 rooms, one request at a time */
   rooms: RequestCost & { roomsListed: number };
 }
@@ -92,21 +96,10 @@ export async function runHistory(scope: Scope, opts: BenchOptions, server: Serve
   await waitFor(`the server to store offset ${target}`, () => (watch.latest >= target ? true : undefined), { timeoutMs: 60_000 + total, intervalMs: 50, signal: scope.signal });
   watch.stop();
 
-  let before: number | null = null;
-  let messages = 0;
-  let pages = 0;
-  const maxPages = Math.ceil(roomMessages / SCROLL_LIMIT);
-  const scrollback = await measure(server, maxPages, async () => {
-    const q = `room=${HISTORY_ROOM}&limit=${SCROLL_LIMIT}${before === null ? '' : `&before=${before}`}`;
-    const res = await fetch(`${server.base}/messages/before?${q}`);
-    if (res.status !== 200) throw new Error(`GET /messages/before: ${res.status} ${await res.text()}`);
-    const page = (await res.json()) as { messages: unknown[]; prev: number | null; hasMore: boolean };
-    messages += page.messages.length;
-    pages++;
-    before = page.prev;
-  });
-  if (messages !== roomMessages) throw new Error(`scrollback read ${messages} messages, ${roomMessages} stored`);
-  say(`history: scrollback ${pages} pages (${scrollback.perSec}/s, ${scrollback.serverCpuUsPerRequest} µs server CPU per page)`);
+  const scrollback = await scrollBack(server, roomMessages, SCROLL_LIMIT);
+  say(`history: scrollback ${scrollback.pages} pages of ${SCROLL_LIMIT} (${scrollback.perSec}/s, ${scrollback.serverCpuUsPerRequest} µs server CPU per page)`);
+  const scrollbackLarge = await scrollBack(server, roomMessages, LARGE_PAGE);
+  say(`history: scrollback ${scrollbackLarge.pages} pages of ${LARGE_PAGE}: ${scrollbackLarge.messagesPerSec} msg/s (${scrollbackLarge.serverCpuUsPerRequest} µs server CPU per page)`);
 
   let roomsListed = 0;
   const rooms = await measure(server, opts.quick ? 200 : 1000, async () => {
@@ -116,5 +109,24 @@ export async function runHistory(scope: Scope, opts: BenchOptions, server: Serve
   });
   if (roomsListed !== CONVERSATIONS) throw new Error(`GET /rooms listed ${roomsListed} rooms, expected ${CONVERSATIONS}`);
   say(`history: GET /rooms of ${CONVERSATIONS} rooms (${rooms.perSec}/s, ${rooms.serverCpuUsPerRequest} µs server CPU per request)`);
-  return { roomMessages, scrollback: { ...scrollback, pages, messages }, rooms: { ...rooms, roomsListed } };
+  return { roomMessages, scrollback, scrollbackLarge, rooms: { ...rooms, roomsListed } };
+}
+
+/** Reads the history room from its newest page to its first, `limit` per page, one request at a time. */
+async function scrollBack(server: ServerProcess, roomMessages: number, limit: number) {
+  let before: number | null = null;
+  let messages = 0;
+  let pages = 0;
+  const cost = await measure(server, Math.ceil(roomMessages / limit), async () => {
+    const q = `room=${HISTORY_ROOM}&limit=${limit}${before === null ? '' : `&before=${before}`}`;
+    const res = await fetch(`${server.base}/messages/before?${q}`);
+    if (res.status !== 200) throw new Error(`GET /messages/before: ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as { messages: unknown[]; prev: number | null; hasMore: boolean };
+    messages += page.messages.length;
+    pages++;
+    before = page.prev;
+  });
+  if (messages !== roomMessages) throw new Error(`scrollback read ${messages} messages, ${roomMessages} stored`);
+  const messagesPerSec = cost.perSec === null ? null : Math.round((cost.perSec * messages) / pages);
+  return { ...cost, pages, messages, messagesPerSec };
 }

@@ -126,11 +126,15 @@ async function stopServer(): Promise<void> {
   stops.push(stopped);
 }
 
+/** 2c: what a post and a record cost before any socket (rooms nobody subscribes to). */
+const ingestPhase = (s: ServerProcess) =>
+  runPhase('2c ingest cost, no subscribers', opts.seconds * 2000 + 150_000, (scope) => runIngestCost(scope, opts, s, stream, useWrk));
+
 async function main(): Promise<void> {
   say(`run ${runId}: ${opts.quick ? 'quick, ' : ''}${opts.sockets} sockets / ${opts.rooms} rooms / ${opts.seconds} s / ${opts.stored} stored / ${opts.idle} idle; stream ${stream}; fd limit ${fdLimit}`);
   const p = results.phases;
 
-  if (want('e2e') || want('latency') || want('fanout') || want('catchup') || want('history') || want('sockets')) {
+  if (want('e2e') || want('latency') || want('fanout') || want('ingest') || want('catchup') || want('history') || want('sockets')) {
     p.serverStart = await runPhase('server start', 60_000, async () => {
       server = await startServer();
       return { pid: server.pid, port: server.port };
@@ -156,9 +160,7 @@ async function main(): Promise<void> {
         );
     }
     // Rooms nobody subscribes to: the cost of a message before any socket (for CPU per post and per frame).
-    if (want('e2e') || want('fanout')) p.ingest = await runPhase('2c ingest cost, no subscribers', opts.seconds * 2000 + 150_000, (scope) =>
-        runIngestCost(scope, opts, server!, stream, useWrk),
-      );
+    if (want('e2e') || want('fanout') || want('ingest')) p.ingest = await ingestPhase(server);
     await live.close();
 
     // The same number of sockets again, speaking ?batch=1 (as the SDK does).
@@ -178,6 +180,11 @@ async function main(): Promise<void> {
         );
     }
     await batched.close();
+  }
+
+  // `--only ingest`: the cost of a post alone, without opening any socket first.
+  if (server && want('ingest') && !p.ingest) {
+    p.ingest = await ingestPhase(server);
   }
 
   if (server && want('catchup')) {
