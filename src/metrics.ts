@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Accept } from './accept.ts';
-import type { Publish } from './broker/publisher.ts';
 import { toAppError } from './errors.ts';
 
 /**
@@ -217,17 +216,10 @@ export class Metrics {
     };
   }
 
-  /** Times each publish until its confirm. */
-  timeConfirms(publish: Publish): Publish {
-    return async (record) => {
-      const end = this.confirmSeconds.startTimer();
-      try {
-        await publish(record);
-      } finally {
-        end();
-      }
-    };
-  }
+  /** One publish's time until its confirm (refusals and timeouts included); the publisher calls it. */
+  readonly observeConfirm = (seconds: number): void => {
+    this.confirmSeconds.observe(seconds);
+  };
 
   /** Times each batch commit and counts the records it stored (entries without a record are skipped ones). */
   timeCommits<E extends { record?: unknown }, R>(append: (entries: readonly E[]) => R): (entries: readonly E[]) => R {

@@ -66,8 +66,8 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     log,
     sink: replica,
   });
-  const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached());
-  const publish = metrics.timeConfirms(publisher.publish);
+  const publisher = createPublisher(broker, config.streamName, config.publishTimeoutMs, () => consumer.attached(), metrics.observeConfirm);
+  const publish = publisher.publish;
   // Typing and presence: their own queue and channel, never the log's; a failure there only drops signals.
   const signalBus = connectSignalBus(broker, config.streamName, log);
   const live = new LiveSignals(signalBus, log, {
