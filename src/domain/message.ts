@@ -26,36 +26,58 @@ const codePoints = (s: string) => {
   return n;
 };
 
-const room = z.string().regex(ROOM, ROOM_RULE);
-/** A user name (a message's `sender`, a token's `sub`, open mode's `user`): the same rules everywhere. */
-export const userSchema = z
-  .string()
-  .refine((s) => s.isWellFormed(), 'must be valid Unicode')
-  .refine((s) => !CONTROL.test(s), 'must not contain control characters')
-  .refine((s) => !INVISIBLE.test(s), 'must not contain bidirectional-override or zero-width characters')
-  .refine((s) => {
-    const n = codePoints(s);
-    return n >= 1 && n <= 64;
-  }, 'must be 1-64 characters');
-const sender = userSchema;
-
-/** Why `s` is not a valid user name, or undefined when it is. */
-export function userProblem(s: string): string | undefined {
-  const r = userSchema.safeParse(s);
-  return r.success ? undefined : r.error.issues[0]!.message;
-}
-const id = z.string().regex(ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
-const key = z.string().regex(KEY, KEY_RULE);
+/**
+ * Each field's rule is one list of (test, message): the zod schemas below (the API's validation,
+ * with its messages) and the log decoder's plain checks (`isUser`, `isBody`, ...; no zod per
+ * record) are both built from it, so what is accepted and what every node stores cannot drift.
+ */
+type Rule = readonly [test: (s: string) => boolean, message: string];
+const USER_RULES: readonly Rule[] = [
+  [(s) => s.isWellFormed(), 'must be valid Unicode'],
+  [(s) => !CONTROL.test(s), 'must not contain control characters'],
+  [(s) => !INVISIBLE.test(s), 'must not contain bidirectional-override or zero-width characters'],
+  [
+    (s) => {
+      const n = codePoints(s);
+      return n >= 1 && n <= 64;
+    },
+    'must be 1-64 characters',
+  ],
+];
 /**
  * A message body, as accepted AND as decoded from the log: one rule, so that nothing answered
  * 202 is skipped as invalid by the nodes that read it. (The size limit is the accepting node's
  * configuration, so it is checked at accept time only.)
  */
-const body = z
-  .string()
-  .min(1, 'must not be empty')
-  .refine((s) => s.isWellFormed(), 'must be valid Unicode')
-  .refine((s) => !s.includes('\u0000'), 'must not contain NUL');
+const BODY_RULES: readonly Rule[] = [
+  [(s) => s.isWellFormed(), 'must be valid Unicode'],
+  [(s) => !s.includes('\u0000'), 'must not contain NUL'],
+];
+const ID_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ -';
+
+const passes = (rules: readonly Rule[], minLength = 0) => (v: unknown): v is string =>
+  typeof v === 'string' && v.length >= minLength && rules.every(([test]) => test(v));
+const schemaOf = (rules: readonly Rule[], base = z.string()) => rules.reduce((schema, [test, message]) => schema.refine(test, message), base);
+const matches = (re: RegExp) => (v: unknown): v is string => typeof v === 'string' && re.test(v);
+
+/** The plain checks of the rules (the log decoder's). */
+export const isUser = passes(USER_RULES);
+export const isBody = passes(BODY_RULES, 1);
+export const isId = matches(ID);
+export const isKey = matches(KEY);
+
+const room = z.string().regex(ROOM, ROOM_RULE);
+/** A user name (a message's `sender`, a token's `sub`, open mode's `user`): the same rules everywhere. */
+export const userSchema = schemaOf(USER_RULES);
+const sender = userSchema;
+
+/** Why `s` is not a valid user name, or undefined when it is. */
+export function userProblem(s: string): string | undefined {
+  return USER_RULES.find(([test]) => !test(s))?.[1];
+}
+const id = z.string().regex(ID, ID_RULE);
+const key = z.string().regex(KEY, KEY_RULE);
+const body = schemaOf(BODY_RULES, z.string().min(1, 'must not be empty'));
 
 /**
  * Validates a POST body. `body` size is checked here against the configured limit; over it the
@@ -92,4 +114,4 @@ export interface MessageInput {
 }
 
 // The field rules shared with the log's records (src/domain/records.ts).
-export { body as bodySchema, id as idSchema, key as keySchema, room as roomSchema, sender as senderSchema };
+export { id as idSchema, room as roomSchema, sender as senderSchema };

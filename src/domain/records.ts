@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { keyedId, newId } from './id.ts';
-import { bodySchema, idSchema, keySchema, roomSchema, senderSchema, type MessageInput } from './message.ts';
+import { idSchema, isBody, isId, isKey, isRoom, isUser, roomSchema, senderSchema, type MessageInput } from './message.ts';
 
 /**
  * Everything the log (the stream) carries: one closed union of record kinds, decoded and encoded
@@ -63,16 +63,22 @@ export type Decoded =
   /** Not a record at all (bad JSON, missing or malformed fields). Skip and count. */
   | { status: 'invalid' };
 
+const createdAtOk = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * A message record: the field rules of src/domain/message.ts as plain checks (the hot kind: one
+ * per post on every node, so no schema library per record). Unknown fields are dropped.
+ */
+function decodeMessage(f: Record<string, unknown>): MessageRecord | undefined {
+  const { id, room, sender, body, createdAt, key } = f;
+  if (!isId(id) || typeof room !== 'string' || !isRoom(room) || !isUser(sender) || !isBody(body) || !createdAtOk(createdAt)) return undefined;
+  if (key !== undefined && !isKey(key)) return undefined;
+  const record: MessageRecord = { kind: 'message', id, room, sender, body, createdAt };
+  if (key !== undefined) record.key = key;
+  return record;
+}
+
 const SCHEMAS = {
-  message: z.object({
-    kind: z.literal('message'),
-    id: idSchema,
-    room: roomSchema,
-    sender: senderSchema,
-    body: bodySchema,
-    createdAt: z.number().int().nonnegative(),
-    key: keySchema.optional(),
-  }),
   epoch: z.strictObject({ kind: z.literal('epoch'), epoch: idSchema }),
   read: z.object({
     kind: z.literal('read'),
@@ -81,9 +87,23 @@ const SCHEMAS = {
     seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     createdAt: z.number().int().nonnegative(),
   }),
-} satisfies { [K in RecordKind]: z.ZodType<Extract<LogRecord, { kind: K }>> };
+} satisfies { [K in Exclude<RecordKind, 'message'>]: z.ZodType<Extract<LogRecord, { kind: K }>> };
 
-const isKnownKind = (kind: string): kind is RecordKind => Object.hasOwn(SCHEMAS, kind);
+/** Each kind's decoder: the record, or undefined when its fields are not valid. */
+const DECODERS: { [K in RecordKind]: (fields: Record<string, unknown>) => Extract<LogRecord, { kind: K }> | undefined } = {
+  message: decodeMessage,
+  epoch: (f) => parsedBy(SCHEMAS.epoch, f, 'epoch'),
+  read: (f) => parsedBy(SCHEMAS.read, f, 'read'),
+};
+
+/** A rare kind, through its schema: the fields without `v`, with `kind` (absent `kind` reads as a message). */
+function parsedBy<T>(schema: z.ZodType<T>, fields: Record<string, unknown>, kind: RecordKind): T | undefined {
+  const { v: _v, ...rest } = fields;
+  const parsed = schema.safeParse({ ...rest, kind });
+  return parsed.success ? parsed.data : undefined;
+}
+
+const isKnownKind = (kind: string): kind is RecordKind => Object.hasOwn(DECODERS, kind);
 
 const INVALID: Decoded = { status: 'invalid' };
 
@@ -96,16 +116,15 @@ export function decodeRecord(raw: Buffer): Decoded {
     return INVALID;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return INVALID;
-  const fields = value as { kind?: unknown; v?: unknown };
+  const fields = value as Record<string, unknown>;
   const v = fields.v === undefined ? 1 : fields.v;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) return INVALID;
   // Messages written before kinds existed carry no `kind`: they are messages.
   const kind = fields.kind === undefined ? 'message' : fields.kind;
   if (typeof kind !== 'string') return INVALID;
   if (!isKnownKind(kind) || v > RECORD_VERSION) return { status: 'unknown', kind, v };
-  const { v: _v, ...rest } = fields;
-  const parsed = SCHEMAS[kind].safeParse({ ...rest, kind });
-  return parsed.success ? { status: 'ok', record: parsed.data as LogRecord } : INVALID;
+  const record = DECODERS[kind](fields);
+  return record ? { status: 'ok', record } : INVALID;
 }
 
 /** The bytes published for a record (JSON, `kind` first; `v` left out while it is 1). */
