@@ -13,6 +13,7 @@ import { ConfigError, type Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { corsMiddleware, originAllowed } from './http/cors.ts';
 import { createHttpServer } from './http/server.ts';
+import { postMessagePath } from './http/post-message.ts';
 import { metricsRoutes, observeRequests } from './http/operations.ts';
 import { apiDocRoutes } from './http/api-docs.ts';
 import { Metrics } from './metrics.ts';
@@ -77,13 +78,15 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
   });
 
   const limits = { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs, maxConnections: config.maxConnections };
-  // The app is built below; requests only arrive after listen().
-  const server = createHttpServer((req, env) => app.fetch(req, env), limits, log);
   const limiter = new RateLimiter(config.rateLimitPerMinute);
   const accept = metrics.countPosts(createAcceptor({ publish, limiter, maxMessageBytes: config.maxMessageBytes, stored: (id) => store.byId(id) }));
   const markRead = createMarkRead({ publish, limiter });
   const secret = config.authSecret;
   const authenticate = secret ? (token: string) => verifyToken(token, secret) : undefined;
+  // The app is built below; requests only arrive after listen(). POST /message skips the app (its
+  // hot path), except with CORS configured: then the app's middleware adds its headers to it too.
+  const direct = config.corsOrigins === undefined ? postMessagePath({ accept, authenticate, maxMessageBytes: config.maxMessageBytes, log, observe: metrics.httpRequest.bind(metrics) }) : undefined;
+  const server = createHttpServer((req, env) => app.fetch(req, env), limits, log, direct);
 
   const sockets = attachWebSocket(server, { hub, live, accept, markRead, authenticate, log }, socketOptions(config, metrics));
   const app = createApp({

@@ -3,6 +3,8 @@ import type { HttpBindings } from '@hono/node-server';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { validationFailed, type Accept } from '../accept.ts';
+import type { Accepted } from '../protocol.ts';
+import type { Principal } from '../auth/tokens.ts';
 import type { RoomFilter } from '../auth/rooms.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
 import { AppError, forbiddenRoom } from '../errors.ts';
@@ -24,19 +26,11 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
   const r = new Hono<AuthEnv>();
-  // JSON escapes can take 6 bytes per character of body (\uXXXX), plus room for the other fields.
-  const maxRequestBytes = deps.maxMessageBytes * 6 + 4096;
+  const maxRequestBytes = maxPostBytes(deps.maxMessageBytes);
   const auth = requireAuth(deps.authenticate);
 
-  r.post(
-    '/message',
-    auth,
-    (c, next) => {
-      const type = c.req.header('content-type') ?? '';
-      if (!/^application\/json\s*(;|$)/i.test(type)) throw new AppError('unsupported_media_type');
-      return next();
-    },
-    async (c) => c.json(await deps.accept(withHeaderKey(parseJson(await readBody(c, maxRequestBytes)), c.req.header('idempotency-key')), c.var.principal), 202),
+  r.post('/message', auth, async (c) =>
+    c.json(await postMessage(deps.accept, c.var.principal, c.req.header('content-type'), c.req.header('idempotency-key'), () => readBody(c, maxRequestBytes)), 202),
   );
 
   r.get('/messages/since', auth, (c) => {
@@ -60,6 +54,27 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
 const tooLarge = (maxBytes: number) =>
   // The connection cannot carry another request: what is left of the body is discarded (see lingerAfterAnswer).
   new AppError('too_large', `The request body is over ${maxBytes} bytes.`, { details: { maxBytes }, headers: { Connection: 'close' } });
+
+/**
+ * POST /message once the caller is known: the content type, the body (read only after that
+ * check), its JSON, the Idempotency-Key header, the acceptor. The Hono route and the node's
+ * direct path (post-message.ts) both answer through this.
+ */
+export async function postMessage(
+  accept: Accept,
+  principal: Principal | undefined,
+  contentType: string | undefined,
+  idempotencyKey: string | undefined,
+  body: () => Promise<Buffer>,
+): Promise<Accepted> {
+  if (!JSON_TYPE.test(contentType ?? '')) throw new AppError('unsupported_media_type');
+  return accept(withHeaderKey(parseJson(await body()), idempotencyKey), principal);
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+/** The largest request body POST /message reads: JSON escapes can take 6 bytes per character of body (\uXXXX), plus room for the other fields. */
+export const maxPostBytes = (maxMessageBytes: number) => maxMessageBytes * 6 + 4096;
 
 /** How long and how much of a refused body is read and discarded after the 413 (then the socket is destroyed). */
 export const LINGER_MS = 5000;
@@ -103,16 +118,20 @@ function lingerAfterAnswer(incoming: IncomingMessage): void {
  * of the handler.
  */
 export async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
-  const declared = c.req.header('content-length');
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  if (incoming) return readIncoming(incoming, maxBytes);
+  if (Number(c.req.header('content-length')) > maxBytes) throw tooLarge(maxBytes);
+  const body = Buffer.from(await c.req.arrayBuffer());
+  if (body.length > maxBytes) throw tooLarge(maxBytes);
+  return body;
+}
+
+/** readBody on Node's request itself. */
+export function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = incoming.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
-    if (incoming) lingerAfterAnswer(incoming);
-    throw tooLarge(maxBytes);
-  }
-  if (!incoming) {
-    const body = Buffer.from(await c.req.arrayBuffer());
-    if (body.length > maxBytes) throw tooLarge(maxBytes);
-    return body;
+    lingerAfterAnswer(incoming);
+    return Promise.reject(tooLarge(maxBytes));
   }
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];

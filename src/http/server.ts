@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerOptions } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import type { Socket } from 'node:net';
 import { AppError } from '../errors.ts';
@@ -20,14 +20,21 @@ export interface ServerLimits {
  * request that cannot even become a Request, or a handler that throws past the app, still gets
  * the JSON error body every other refusal has.
  */
-export function createHttpServer(fetch: (req: Request, env: unknown) => Response | Promise<Response>, limits: ServerLimits, log: Logger): Server {
-  const listener = getRequestListener(fetch, {
+export function createHttpServer(
+  fetch: (req: Request, env: unknown) => Response | Promise<Response>,
+  limits: ServerLimits,
+  log: Logger,
+  /** Serves some requests itself (returns true) before the app: the POST /message path (post-message.ts). */
+  direct?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Server {
+  const app = getRequestListener(fetch, {
     // A request the adaptor cannot even turn into a Request (bad Host, bad URL): JSON like the rest.
     errorHandler: (err) => {
       log.debug({ err }, 'request could not be read');
       return Response.json(new AppError('bad_request').toJSON(), { status: 400 });
     },
   });
+  const listener = direct ? (req: IncomingMessage, res: ServerResponse) => (direct(req, res) ? undefined : app(req, res)) : app;
   const server = createServer(
     serverOptions(limits),
     guard(log, 'request', listener, (_err, _req, res) => {
