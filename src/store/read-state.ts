@@ -15,6 +15,9 @@ export interface MemberRow {
   head: number;
 }
 
+/** (user, room) pairs remembered as members (about 100 bytes each). */
+const MAX_KNOWN_MEMBERS = 100_000;
+
 /** `unread` is exact up to this many; past it the count stops and says so (it is counted through an index). */
 export const UNREAD_CAP = 10_000;
 
@@ -31,6 +34,13 @@ export class ReadState {
   /** Heads moved by the batch being applied (flushed at its end); null outside a batch. */
   private heads: Map<string, number> | null = null;
   private joined: Map<string, [string, string]> | null = null;
+  /**
+   * (user, room) pairs known to have their room_members row, so that a message from someone
+   * already in the room writes nothing here. Filled only after a commit (a rolled-back batch's
+   * rows do not exist); bounded: emptied when full, which only costs some INSERTs that do nothing.
+   */
+  private readonly members = new Set<string>();
+  private joinedThisBatch: string[] = [];
 
   constructor(sqlite: Database) {
     const p = (sql: string) => sqlite.prepare(sql);
@@ -59,7 +69,7 @@ export class ReadState {
   message(m: Pick<Message, 'room' | 'sender' | 'seq'>): void {
     this.heads!.set(m.room, m.seq);
     const key = `${m.sender}\u0000${m.room}`;
-    if (!this.joined!.has(key)) this.joined!.set(key, [m.sender, m.room]);
+    if (!this.members.has(key) && !this.joined!.has(key)) this.joined!.set(key, [m.sender, m.room]);
   }
 
   /** Applies a read marker as max(current, min(seq, head now)); returns the move, if it moved. */
@@ -75,14 +85,28 @@ export class ReadState {
   endBatch(): void {
     for (const [room, head] of this.heads!) this.s.setHead!.run(room, head);
     for (const [user, room] of this.joined!.values()) this.s.join!.run(user, room);
+    this.joinedThisBatch = [...this.joined!.keys()];
     this.heads = null;
     this.joined = null;
+  }
+
+  /** The batch's transaction committed: its members' rows exist. */
+  committed(): void {
+    if (this.members.size + this.joinedThisBatch.length > MAX_KNOWN_MEMBERS) this.members.clear();
+    for (const key of this.joinedThisBatch) this.members.add(key);
+    this.joinedThisBatch = [];
   }
 
   /** Drops the batch's pending summaries (its transaction rolled back). */
   abortBatch(): void {
     this.heads = null;
     this.joined = null;
+    this.joinedThisBatch = [];
+  }
+
+  /** Every room_members row was deleted (a new log): nothing is known any more. */
+  forgetMembers(): void {
+    this.members.clear();
   }
 
   // ---- reads ----

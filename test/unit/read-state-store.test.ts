@@ -59,6 +59,20 @@ describe('read state in the store (real SQLite)', () => {
     for (const user of ['ana', 'bob']) expect(listRooms(b.readState, { user, limit: 50 })).toEqual(listRooms(a.readState, { user, limit: 50 }));
   });
 
+  it('a batch whose commit failed leaves its senders out of the room until a batch that commits puts them in', () => {
+    const path = `${dir.path}/rs-${n++}.db`;
+    const db = openDb(path);
+    const store = new MessageStore(db, 's');
+    feed(store, [msg('a', 'r', 'ana')]);
+    db.$client.exec("CREATE TRIGGER fail BEFORE UPDATE ON consumer_state BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+    expect(() => store.apply([{ offset: 1, record: msg('b', 'r', 'bob') }])).toThrow(/disk says no/);
+    db.$client.exec('DROP TRIGGER fail');
+    expect(listRooms(store.readState, { user: 'bob', limit: 10 }).rooms).toEqual([]);
+    // The same sender and room again: the member row must be written now (nothing was remembered from the failed batch).
+    store.apply([{ offset: 1, record: msg('b', 'r', 'bob') }]);
+    expect(listRooms(store.readState, { user: 'bob', limit: 10 }).rooms.map((x) => x.room)).toEqual(['r']);
+  });
+
   it('lists the rooms a user posted in or marked read, newest activity first, paged, with exact unread counts', () => {
     const { store } = open();
     const rooms = ['r0', 'r1', 'r2', 'r3', 'r4'];
