@@ -1,5 +1,6 @@
 import type { Message } from '../domain/message.ts';
 import { CLOSE } from '../errors.ts';
+import { PreparedFrame } from './prepared-frame.ts';
 import { DEFAULT_REPLAY_BUDGET, ReplayBucket, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
 
 /** What the hub needs from storage: committed history of one room, by cursor. */
@@ -22,6 +23,8 @@ export interface HistoryReader {
 export interface Peer {
   /** Sends one text frame; `onFlushed` runs once it has been handed to the OS. */
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void;
+  /** Sends a frame serialised once for many sockets (its wire bytes as they are); without it, `send(frame.payload)`. */
+  sendPrepared?(frame: PreparedFrame): void;
   close(code: number, reason: string): void;
   /** Holds writes back until uncork(), so that a batch's frames leave in one system call. */
   cork(): void;
@@ -80,8 +83,13 @@ const sendLines = (peer: Peer, frames: string[]) => {
 /** One room's frames of the batch being pushed, in log order, and their joined form once built. */
 interface RoomFrames {
   frames: string[];
-  joined?: Buffer;
+  joined?: PreparedFrame;
 }
+
+const sendPrepared = (peer: Peer, frame: PreparedFrame) => {
+  if (peer.sendPrepared) peer.sendPrepared(frame);
+  else peer.send(frame.payload);
+};
 
 /**
  * Rooms -> subscriptions and peer -> subscriptions (leaving is O(rooms of that peer)).
@@ -248,7 +256,7 @@ export class Hub {
       if (!set) continue;
       let text: string | undefined;
       let textBytes = 0;
-      let frame: Buffer | undefined;
+      let frame: PreparedFrame | undefined;
       let roomFrames: RoomFrames | undefined;
       for (const sub of set) {
         if (!sub.live || m.seq <= sub.cursor || !sub.peer.open) continue;
@@ -284,18 +292,18 @@ export class Hub {
           }
           continue;
         }
-        frame ??= Buffer.from(text);
+        frame ??= new PreparedFrame(Buffer.from(text));
         if (!touched.has(peer)) {
           touched.add(peer);
           peer.cork();
         }
-        peer.send(frame);
+        sendPrepared(peer, frame);
       }
     }
     if (pending) {
       for (const [peer, p] of pending) {
         const room = p.room === null ? undefined : byRoom!.get(p.room)!;
-        if (room && room.frames.length === p.frames.length) peer.send((room.joined ??= Buffer.from(room.frames.join('\n'))));
+        if (room && room.frames.length === p.frames.length) sendPrepared(peer, (room.joined ??= new PreparedFrame(Buffer.from(room.frames.join('\n')))));
         else sendLines(peer, p.frames);
       }
     }

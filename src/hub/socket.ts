@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { MarkRead } from '../mark-read.ts';
 import type { Hub, Peer } from './hub.ts';
+import type { PreparedFrame } from './prepared-frame.ts';
 import type { LiveSignals, SignalPeer } from './live-signals.ts';
 
 export interface SocketLimits {
@@ -37,6 +38,8 @@ export interface SocketServices {
   log: Logger;
 }
 
+/** ws send options of every frame this server sends (text). */
+const TEXT = { binary: false } as const;
 const NON_NEGATIVE_SAFE_INT = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 // setTimeout's ceiling; a token valid for longer is checked again when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -131,8 +134,23 @@ export class SocketPeer implements Peer, SignalPeer {
       onFlushed?.(new Error('socket closed'));
       return;
     }
+    this.writeSafely(() => this.ws.send(frame, TEXT, onFlushed));
+  }
+
+  /**
+   * A frame the hub serialised once for many sockets: its wire bytes go straight to the socket.
+   * Safe beside ws's own sends: without permessage-deflate (off on this server) ws never queues
+   * a frame, it writes each one to the socket at once, so writes stay in order.
+   */
+  sendPrepared(frame: PreparedFrame): void {
+    const socket = (this.ws as unknown as { _socket?: { write(b: Buffer): boolean } })._socket;
+    if (!this.open || !socket) return;
+    this.writeSafely(() => socket.write(frame.wire));
+  }
+
+  private writeSafely(write: () => unknown): void {
     try {
-      this.ws.send(frame, { binary: false }, onFlushed);
+      write();
     } catch (err) {
       // The hub pushes a batch to many peers in one loop: one peer's failure must not end it
       // (the others would miss messages). This one closes and resumes with its cursor.
@@ -145,7 +163,7 @@ export class SocketPeer implements Peer, SignalPeer {
 
   /** A frame that is worthless later (typing, presence): skipped while the socket is behind on reading. */
   sendVolatile(frame: Buffer): void {
-    if (this.open && this.ws.bufferedAmount < this.limits.maxBufferedBytes / 4) this.ws.send(frame, { binary: false });
+    if (this.open && this.ws.bufferedAmount < this.limits.maxBufferedBytes / 4) this.ws.send(frame, TEXT);
   }
 
   close(code: number, reason: string): void {
