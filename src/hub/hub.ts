@@ -56,6 +56,16 @@ interface Subscription {
   /** false while the replay from storage runs; live pushes are skipped then and read from storage instead. */
   live: boolean;
   closed: boolean;
+  /** Only during push(): this subscription gets all of its room's frames of the batch, as the room's shared messages. */
+  whole: boolean;
+}
+
+/** A room of the batch being pushed whose `?batch=1` single-room subscribers get all of its frames. */
+interface WholeRoom {
+  subs: Subscription[];
+  texts: string[];
+  bytes: number;
+  last: number;
 }
 
 /** Most messages in one replay page (its bytes are bounded by the lane's page size too). */
@@ -74,6 +84,23 @@ interface Pending {
   bytes: number;
   /** The one room all of them came from, or null once they come from several. */
   room: string | null;
+}
+
+/** `frames` joined by `\n` into as few messages as keep each under `maxBytes` (as a batched socket's frames are split). */
+function joinedUpTo(frames: readonly string[], maxBytes: number): PreparedFrame[] {
+  const out: PreparedFrame[] = [];
+  let start = 0;
+  let size = 0;
+  for (let i = 0; i < frames.length; i++) {
+    if (i > start && size + frames[i]!.length > maxBytes) {
+      out.push(new PreparedFrame(Buffer.from(frames.slice(start, i).join('\n'))));
+      start = i;
+      size = 0;
+    }
+    size += frames[i]!.length + (i > start ? 1 : 0);
+  }
+  if (frames.length > start) out.push(new PreparedFrame(Buffer.from(frames.slice(start).join('\n'))));
+  return out;
 }
 
 const sendLines = (peer: Peer, frames: string[]) => {
@@ -140,7 +167,7 @@ export class Hub {
     const head = this.reader.roomHead(room);
     peer.send(JSON.stringify({ type: 'subscribed', room, head, epoch: this.reader.epoch() }));
     if (afterSubscribed !== undefined) peer.send(afterSubscribed);
-    const sub: Subscription = { peer, room, cursor: after ?? head, live: after === undefined, closed: false };
+    const sub: Subscription = { peer, room, cursor: after ?? head, live: after === undefined, closed: false, whole: false };
     if (after === undefined) this.subscribes.live++;
     else this.subscribes.after++;
     let set = this.rooms.get(room);
@@ -251,6 +278,7 @@ export class Hub {
     let byRoom: Map<string, RoomFrames> | undefined;
     let frames = 0;
     let bytes = 0;
+    const wholeRooms = this.wholeRooms(messages);
     for (const m of messages) {
       const set = this.rooms.get(m.room);
       if (!set) continue;
@@ -258,8 +286,16 @@ export class Hub {
       let textBytes = 0;
       let frame: PreparedFrame | undefined;
       let roomFrames: RoomFrames | undefined;
+      const whole = wholeRooms?.get(m.room);
+      if (whole) {
+        text = messageFrame(m);
+        textBytes = Buffer.byteLength(text);
+        whole.texts.push(text);
+        whole.bytes += textBytes;
+        whole.last = m.seq;
+      }
       for (const sub of set) {
-        if (!sub.live || m.seq <= sub.cursor || !sub.peer.open) continue;
+        if (sub.whole || !sub.live || m.seq <= sub.cursor || !sub.peer.open) continue;
         if (text === undefined) {
           text = messageFrame(m);
           textBytes = Buffer.byteLength(text);
@@ -307,9 +343,48 @@ export class Hub {
         else sendLines(peer, p.frames);
       }
     }
+    if (wholeRooms) {
+      for (const w of wholeRooms.values()) {
+        const messagesOfRoom = joinedUpTo(w.texts, MAX_BATCH_BYTES);
+        for (const sub of w.subs) {
+          sub.whole = false;
+          for (const joined of messagesOfRoom) sendPrepared(sub.peer, joined);
+          sub.cursor = w.last;
+        }
+        frames += w.texts.length * w.subs.length;
+        bytes += w.bytes * w.subs.length;
+      }
+    }
     for (const peer of touched) peer.uncork();
     this.delivered.liveFrames += frames;
     this.delivered.liveBytes += bytes;
+  }
+
+  /**
+   * The batch's rooms whose `?batch=1` subscribers on a single room, live and behind the room's
+   * first message of the batch, get every frame of the room in it: those are sent the room's
+   * frames joined once for all of them (no per-socket gathering), and marked `whole` until then.
+   */
+  private wholeRooms(messages: readonly Message[]): Map<string, WholeRoom> | undefined {
+    let first: Map<string, number> | undefined;
+    for (const m of messages) {
+      if (!this.rooms.has(m.room)) continue;
+      first ??= new Map();
+      if (!first.has(m.room)) first.set(m.room, m.seq);
+    }
+    if (!first) return undefined;
+    let whole: Map<string, WholeRoom> | undefined;
+    for (const [room, seq] of first) {
+      for (const sub of this.rooms.get(room)!) {
+        if (!sub.peer.batched || !sub.live || sub.cursor >= seq || !sub.peer.open || this.peers.get(sub.peer)?.size !== 1) continue;
+        whole ??= new Map();
+        let w = whole.get(room);
+        if (!w) whole.set(room, (w = { subs: [], texts: [], bytes: 0, last: sub.cursor }));
+        w.subs.push(sub);
+        sub.whole = true;
+      }
+    }
+    return whole;
   }
 
   /**

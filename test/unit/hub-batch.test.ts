@@ -63,6 +63,24 @@ describe('Hub.push with batched peers (no broker)', () => {
     expect(from1.frames().map((f) => f.seq)).toEqual([2]);
   });
 
+  it('a single-room batched peer that joins a second room keeps getting every frame, in log order', () => {
+    const h = hub();
+    const p = new FakePeer(true);
+    h.subscribe(p, 'a');
+    p.sent.length = 0;
+    h.push([msg(1, 'a'), msg(2, 'a')]); // one room: the room's shared message
+    h.subscribe(p, 'b');
+    p.sent.length = 0;
+    h.push([msg(3, 'a'), msg(4, 'b'), msg(5, 'a')]); // two rooms: gathered for this socket
+    expect(p.sent).toHaveLength(1);
+    expect(p.frames().map((f) => f.seq)).toEqual([3, 4, 5]);
+    h.unsubscribe(p, 'b');
+    p.sent.length = 0;
+    h.push([msg(6, 'a'), msg(7, 'b')]);
+    expect(p.frames().map((f) => f.seq)).toEqual([6]);
+    expect(h.delivered.liveFrames).toBe(2 + 3 + 1);
+  });
+
   it('splits a batch that would exceed 1 MiB into several messages, losing and repeating nothing', () => {
     const h = hub();
     const p = new FakePeer(true);
