@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { SignalBus } from '../broker/signals.ts';
 import type { Logger } from '../log.ts';
 import { PresenceBook, type PresenceChange } from './presence.ts';
-import { KeyThrottle, TokenBucket } from './throttle.ts';
+import { TokenBucket } from '../token-bucket.ts';
+import { KeyThrottle } from './throttle.ts';
 
 /** A local socket as live signals see it: who it is, and a way to send that may drop. */
 export interface SignalPeer {
@@ -205,7 +206,7 @@ export class LiveSignals {
     const user = peer.user!;
     const now = Date.now();
     let bucket = this.typingBuckets.get(peer);
-    if (!bucket) this.typingBuckets.set(peer, (bucket = new TokenBucket(this.opts.typingBurst, this.opts.typingPerSecond, now)));
+    if (!bucket) this.typingBuckets.set(peer, (bucket = TokenBucket.perSecond(this.opts.typingBurst, this.opts.typingPerSecond, now)));
     if (!this.typingThrottle.pass(`${user}\n${room}`, now)) return;
     if (!bucket.take(now)) return;
     // A room in a typing storm relays nothing more from here, to anyone, until its budget refills.
@@ -254,7 +255,7 @@ export class LiveSignals {
   private deliverTyping(room: string, user: string, now: number): boolean {
     const r = this.rooms.get(room);
     if (!r) return false;
-    r.typing ??= new TokenBucket(this.opts.typingRoomBurst, this.opts.typingRoomPerSecond, now);
+    r.typing ??= TokenBucket.perSecond(this.opts.typingRoomBurst, this.opts.typingRoomPerSecond, now);
     if (!r.typing.take(now)) return false;
     this.deliver(room, JSON.stringify({ type: 'typing', room, user }), user);
     return true;

@@ -17,6 +17,7 @@
  * seconds + one page: a page is sent only while the bucket is positive, and charged in the same
  * synchronous step.
  */
+import { TokenBucket } from '../token-bucket.ts';
 
 export interface ReplayBudget {
   /** Replay bytes a socket may receive at once. */
@@ -66,41 +67,35 @@ export const realClock: LaneClock = {
 
 const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
 
-/** Replay bytes a client may receive: a token bucket, shared by the lanes of its sockets. */
+/** Replay bytes a client may receive: a token bucket of bytes, shared by the lanes of its sockets. */
 export class ReplayBucket {
-  private readonly budget: Readonly<ReplayBudget>;
   private readonly clock: LaneClock;
-  private tokens: number;
-  private at: number;
+  private readonly bytes: TokenBucket;
 
   constructor(budget: Readonly<ReplayBudget> = DEFAULT_REPLAY_BUDGET, clock: LaneClock = realClock) {
-    this.budget = budget;
     this.clock = clock;
-    this.tokens = budget.burstBytes;
-    this.at = clock.now();
+    this.bytes = TokenBucket.perSecond(budget.burstBytes, budget.bytesPerSecond, clock.now());
   }
 
   /** Bytes that may be sent now (refilled to this moment); zero or less: wait. */
   available(): number {
-    const now = this.clock.now();
-    this.tokens = Math.min(this.budget.burstBytes, this.tokens + ((now - this.at) / 1000) * this.budget.bytesPerSecond);
-    this.at = now;
-    return this.tokens;
+    return this.bytes.refill(this.clock.now());
   }
 
   /** Full again: the client has been calm for a while (and the bucket can be forgotten). */
   get full(): boolean {
-    return this.available() >= this.budget.burstBytes;
+    return this.available() >= this.bytes.capacity;
   }
 
   /** Milliseconds until the bucket is positive again (at least 1). */
   waitMs(): number {
-    return Math.max(1, Math.ceil((-this.available() / this.budget.bytesPerSecond) * 1000));
+    this.available();
+    return Math.max(1, Math.ceil(this.bytes.msUntilPositive()));
   }
 
   /** Debt of at most one page: the bucket goes below zero and the next page waits for it. */
   charge(bytes: number): void {
-    this.tokens -= bytes;
+    this.bytes.spend(bytes, this.clock.now());
   }
 }
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { SignalBus } from '../../src/broker/signals.ts';
 import { LiveSignals, type SignalPeer } from '../../src/hub/live-signals.ts';
 import { PresenceBook, type PresenceChange } from '../../src/hub/presence.ts';
-import { KeyThrottle, TokenBucket } from '../../src/hub/throttle.ts';
+import { KeyThrottle } from '../../src/hub/throttle.ts';
+import { TokenBucket } from '../../src/token-bucket.ts';
 import { createLogger } from '../../src/log.ts';
 
 // Unit tier: no broker. The soft-state rules, the throttle, and two LiveSignals joined by an in-memory bus.
@@ -93,7 +94,7 @@ describe('KeyThrottle and TokenBucket', () => {
   });
 
   it('a bucket gives a burst, then its rate', () => {
-    const b = new TokenBucket(2, 1, 0);
+    const b = TokenBucket.perSecond(2, 1, 0);
     expect([b.take(0), b.take(0), b.take(0)]).toEqual([true, true, false]);
     expect(b.take(999)).toBe(false);
     expect(b.take(1000)).toBe(true);

@@ -27,4 +27,22 @@ describe('TokenBucket', () => {
     expect(b.fullAt(2000)).toBe(true);
     expect(b.msUntilOne()).toBe(1000); // unchanged: fullAt did not refill
   });
+
+  it('spend may go into debt, which refill pays back before the bucket is positive again', () => {
+    const b = TokenBucket.perSecond(1000, 500, 0); // 1000 at once, 500 a second
+    b.spend(1600, 0);
+    expect(b.refill(0)).toBe(-600);
+    expect(b.msUntilPositive()).toBe(1200);
+    expect(b.take(1000)).toBe(false); // -100: still in debt
+    expect(b.refill(1200)).toBe(0);
+    expect(b.msUntilPositive()).toBe(0); // nothing owed
+    expect(b.refill(1202)).toBe(1);
+    expect(b.msUntilPositive()).toBe(0);
+  });
+
+  it('perSecond is the same bucket with the rate given per second', () => {
+    const b = TokenBucket.perSecond(2, 4, 0);
+    expect(b.perMs).toBe(0.004);
+    expect([b.take(0), b.take(0), b.take(0), b.take(250)]).toEqual([true, true, false, true]);
+  });
 });
