@@ -125,14 +125,20 @@ describe.skipIf(!installed)('a three-node RabbitMQ cluster as the log', () => {
     // Consuming again = a post accepted after the kill has reached both servers' stores.
     const probe = `probe-${Date.now()}`;
     // Retried with the same key until accepted: an attempt that failed but was stored is the same message.
+    let lastAnswer = '';
     const probeId = await eventually(async () => {
       const res = await fetch(`${a.base}/message`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ room: 'probe', sender: 'probe', body: probe, key: probe }),
       });
-      return res.status === 202 ? ((await res.json()) as { id: string }).id : void (await res.arrayBuffer());
-    }, 60_000, 'a post accepted after the failover');
+      if (res.status === 202) return ((await res.json()) as { id: string }).id;
+      lastAnswer = `${res.status} ${await res.text()}`;
+      return undefined;
+    }, 60_000, 'a post accepted after the failover').catch((err: Error) => {
+      // Say what the server was doing: its last answer and log lines (a failure here is rare and slow to reproduce).
+      throw new Error(`${err.message}; last answer: ${lastAnswer}; server A's last log lines:\n${a.logs.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
+    });
     await Promise.all([a, b].map((s) => eventually(async () => ((await readAll(s.base, { room: 'probe' })).some((m) => m.id === probeId) ? true : undefined), 60_000, 'the probe stored')));
     const consumingMs = Date.now() - killedAt;
     await acceptedMore(load, 100);

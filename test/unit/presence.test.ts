@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { SignalBus } from '../../src/broker/signals.ts';
 import { LiveSignals, type SignalPeer } from '../../src/hub/live-signals.ts';
 import { PresenceBook, type PresenceChange } from '../../src/hub/presence.ts';
@@ -138,10 +138,10 @@ const peer = (user?: string) => {
 
 describe('LiveSignals over an in-memory bus', () => {
   const log = createLogger('silent');
-  const setup = () => {
+  const setup = (queryWaitMs = 200) => {
     const x = memoryExchange();
-    const a = new LiveSignals(x.bus('qa'), log, { queryWaitMs: 200 });
-    const b = new LiveSignals(x.bus('qb'), log, { queryWaitMs: 200 });
+    const a = new LiveSignals(x.bus('qa'), log, { queryWaitMs });
+    const b = new LiveSignals(x.bus('qb'), log, { queryWaitMs });
     x.connectAll();
     return { x, a, b, stop: () => [a, b].forEach((s) => s.stop()) };
   };
@@ -164,14 +164,23 @@ describe('LiveSignals over an in-memory bus', () => {
   });
 
   it('a node that starts serving a room learns its presence from the others before answering', async () => {
-    const { a, b, stop } = setup();
+    // The clock is the test's: enter() must resolve because every known node answered, with no
+    // time passing, not because the wait ran out (a wall-clock bound here flaked on a busy machine).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    onTestFinished(() => void vi.useRealTimers());
+    const { a, b, stop } = setup(200);
+    await vi.advanceTimersByTimeAsync(200); // both nodes past their discovery window, each known to the other
     const ana = peer('ana');
-    await a.enter(ana, 'r');
+    const anaIn = a.enter(ana, 'r');
+    await vi.advanceTimersByTimeAsync(0);
+    await anaIn;
     expect(JSON.parse(a.activate(ana, 'r'))).toEqual({ type: 'presence', room: 'r', users: ['ana'] });
     const bob = peer('bob');
-    const t0 = Date.now();
-    await b.enter(bob, 'r');
-    expect(Date.now() - t0).toBeLessThan(150); // every known node answered: no need to wait the full 200 ms
+    let bobIn = false;
+    void b.enter(bob, 'r')?.then(() => (bobIn = true));
+    await vi.advanceTimersByTimeAsync(0); // messages delivered, no time passed
+    expect(bobIn).toBe(true);
+    vi.useRealTimers();
     expect(JSON.parse(b.activate(bob, 'r')).users.sort()).toEqual(['ana', 'bob']);
     await new Promise((r) => setTimeout(r, 0));
     expect(ana.frames).toEqual([{ type: 'join', room: 'r', user: 'bob' }]);
