@@ -51,6 +51,14 @@ export interface StreamConsumerOptions<T> {
 /** How long to wait for the first record of the stream when checking which log it is. */
 const PEEK_TIMEOUT_MS = 1000;
 
+/**
+ * How long attaching (declare, peek, qos, consume) may take before the subscription gives up and
+ * starts again on a new channel. Each step is normally milliseconds; this bounds a broker RPC that
+ * is never answered (as can happen while a cluster elects a new stream leader), which would
+ * otherwise leave the node unattached, refusing every post with 503, until it restarts.
+ */
+const ATTACH_TIMEOUT_MS = 15_000;
+
 export type ConsumerState = 'starting' | 'consuming' | 'retrying' | 'stopped';
 
 const backoffMs = (attempt: number) => Math.min(250 * 2 ** attempt, 5000);
@@ -177,9 +185,9 @@ class StreamSubscription<T> {
   private buffer: AsyncMessage[] = [];
   private scheduled = false;
   private fail: ((err: Error) => void) | undefined;
-  private abort: (() => void) | undefined;
+  private abort: ((why?: Error) => void) | undefined;
   private readonly aborted = new Promise<never>((_, reject) => {
-    this.abort = () => reject(new Error('subscription closed'));
+    this.abort = (why = new Error('subscription closed')) => reject(why);
   });
 
   constructor(options: StreamConsumerOptions<T>, onAttached: () => void) {
@@ -191,31 +199,39 @@ class StreamSubscription<T> {
     const { broker, stream, prefetch } = this.options;
     const connection = broker.conn;
     this.aborted.catch(() => {});
-    // While the broker is down these wait for it; a stop must not wait with them.
-    await Promise.race([ensureStream(connection, stream), this.aborted]);
-    const acquiring = connection.acquire();
-    const ch = await Promise.race([acquiring, this.aborted]).catch((err) => {
-      acquiring.then((late) => late.close()).catch(() => {});
-      throw err;
-    });
-    this.ch = ch;
-    const ended = new Promise<void>((resolve, reject) => {
-      this.fail = reject;
-      ch.once('close', () => (this.active ? reject(new Error('channel closed')) : resolve()));
-      ch.on('basic.cancel', () => reject(new Error('consumer cancelled by the broker (stream deleted?)')));
-    });
-    ended.catch(() => {}); // observed below; avoid an unhandled rejection while setting up
+    const attachTimer = setTimeout(() => this.abort?.(new Error(`attaching to the stream took longer than ${ATTACH_TIMEOUT_MS / 1000} s`)), ATTACH_TIMEOUT_MS);
+    // Every wait below also ends on a stop or at the attach deadline (a broker RPC may never be answered).
+    const step = <R>(p: Promise<R>) => Promise.race([p, this.aborted]);
     try {
-      this.options.sink.probe();
-      const { from, next } = await this.options.sink.open(() => Promise.race([peekFirst(connection, stream.name), this.aborted]));
-      await ch.basicQos({ prefetchCount: prefetch });
-      await ch.basicConsume({ queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(from) } }, this.contain((msg: AsyncMessage) => this.onMessage(msg)));
-      this.options.log.info({ stream: stream.name, offset: next }, 'consuming stream');
-      this.onAttached();
-      await ended;
+      // While the broker is down these wait for it.
+      await step(ensureStream(connection, stream));
+      const acquiring = connection.acquire();
+      const ch = await step(acquiring).catch((err) => {
+        acquiring.then((late) => late.close()).catch(() => {});
+        throw err;
+      });
+      this.ch = ch;
+      const ended = new Promise<void>((resolve, reject) => {
+        this.fail = reject;
+        ch.once('close', () => (this.active ? reject(new Error('channel closed')) : resolve()));
+        ch.on('basic.cancel', () => reject(new Error('consumer cancelled by the broker (stream deleted?)')));
+      });
+      ended.catch(() => {}); // observed below; avoid an unhandled rejection while setting up
+      try {
+        this.options.sink.probe();
+        const { from, next } = await this.options.sink.open(() => step(peekFirst(connection, stream.name)));
+        await step(ch.basicQos({ prefetchCount: prefetch }));
+        await step(ch.basicConsume({ queue: stream.name, noAck: false, arguments: { 'x-stream-offset': BigInt(from) } }, this.contain((msg: AsyncMessage) => this.onMessage(msg))));
+        clearTimeout(attachTimer);
+        this.options.log.info({ stream: stream.name, offset: next }, 'consuming stream');
+        this.onAttached();
+        await ended;
+      } finally {
+        this.active = false;
+        if (ch.active) await ch.close().catch(() => {});
+      }
     } finally {
-      this.active = false;
-      if (ch.active) await ch.close().catch(() => {});
+      clearTimeout(attachTimer);
     }
   }
 

@@ -24,6 +24,8 @@ class FakeStream {
   log: Buffer[] = [];
   /** Offsets below this were removed by retention. */
   first = 0;
+  /** Subscriptions the broker never answers (the next this many basic.consume calls hang). */
+  hangingConsumes = 0;
   readonly channels: FakeChannel[] = [];
   constructor(readonly events: Event[]) {}
   append(...bodies: Buffer[]): void {
@@ -51,6 +53,10 @@ class FakeChannel extends EventEmitter {
   async basicQos(): Promise<void> {}
   async basicConsume(opts: { arguments: { 'x-stream-offset': bigint | string } }, cb: (msg: unknown) => void) {
     const at = opts.arguments['x-stream-offset'];
+    if (at !== 'first' && this.stream.hangingConsumes > 0) {
+      this.stream.hangingConsumes--;
+      return new Promise<never>(() => {});
+    }
     this.peek = at === 'first';
     this.from = at === 'first' ? 0 : Number(at);
     // Like RabbitMQ: an offset removed by retention starts at the first one kept; one past the
@@ -209,6 +215,25 @@ describe('StreamConsumer + Replica against a fake stream', () => {
       { type: 'push', seqs: [2, 3] },
       { type: 'push', seqs: [4] },
     ]);
+  });
+
+  it('a subscribe the broker never answers is given up at the attach deadline and made again on a new channel', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      stream.hangingConsumes = 1;
+      const { consumer } = start();
+      await vi.advanceTimersByTimeAsync(14_000);
+      expect(stream.channels).toHaveLength(1); // still waiting on the first one
+      expect(consumer.status().state).not.toBe('consuming');
+      await vi.advanceTimersByTimeAsync(1_000 + 250); // the deadline, then the first backoff
+      expect(stream.channels[0]!.active).toBe(false); // the hung channel was closed
+      await subscribedFrom(0);
+      stream.append(encodeRecord(epochRecord('e1')), msg('a'));
+      await vi.waitFor(() => expect(store.lastOffset()).toBe(1));
+      expect(consumer.status().state).toBe('consuming');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a stream re-created shorter (rewind): the old data is set aside, the node follows the new log from 0', async () => {
