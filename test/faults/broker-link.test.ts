@@ -51,7 +51,7 @@ describe('the TCP link to the broker', () => {
     expect(Date.now() - stalledAt).toBeLessThan(8000);
     await eventually(() => (load.result.unavailable.length >= 5 ? true : undefined), 10_000, '503s while stalled');
     proxy.resume();
-    await waitReady(node.base, 30_000);
+    await waitReady(node.base, 30_000, node.logs);
     const before = load.result.accepted.length;
     await eventually(() => (load.result.accepted.length >= before + 20 ? true : undefined), 20_000);
     const { accepted, unavailable, other, failed } = await load.stop();

@@ -33,7 +33,7 @@ describe.skipIf(!findRabbitServer())('RabbitMQ restarted while clients post at a
     for (const n of nodes) expect((await readyz(n.base)).status).toBe(503);
 
     await rabbit.start();
-    await Promise.all(nodes.map((n) => waitReady(n.base, 60_000)));
+    await Promise.all(nodes.map((n) => waitReady(n.base, 60_000, n.logs)));
     const before = load.result.accepted.length;
     await eventually(() => (load.result.accepted.length >= before + 100 ? true : undefined), 20_000, 'accepted again after the restart');
     const { accepted, unavailable, failed, other } = await load.stop();

@@ -169,7 +169,7 @@ describe.skipIf(!installed)('a three-node RabbitMQ cluster as the log', () => {
     await eventually(async () => ((await cluster.runningNodes()).length === 3 ? true : undefined), 60_000, 'n1 running again');
     // Its replica of the stream comes back a little after the node: the consumer waits that out.
     const c = await spawn([n1.url], 'c.db');
-    await waitReady(c.base, 60_000);
+    await waitReady(c.base, 60_000, c.logs);
     const [onA, onC] = await Promise.all([expectStoredOnce(a.base, accepted), expectStoredOnce(c.base, accepted, 60_000)]);
     expect(onC).toEqual(onA);
     // and it follows new posts too
@@ -188,7 +188,7 @@ describe.skipIf(!installed)('a three-node RabbitMQ cluster as the log', () => {
     // A server of its own on the one of n2/n3 that does not lead, listing n1 next; that node is stopped (a clean shutdown).
     const from = [n2, n3].find((n) => n !== leader)!;
     const server = await spawn([from.url, n1.url], 'd.db');
-    await waitReady(server.base, 60_000);
+    await waitReady(server.base, 60_000, server.logs);
     const other = a;
     expect(nodeOf(server)).toBe(from);
     const load = steadyLoad([server.base, other.base], 'moves', 10);

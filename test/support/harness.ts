@@ -191,9 +191,29 @@ export async function readAll(base: string, opts: { room?: string; after?: numbe
   }
 }
 
-/** Waits until the node answers /readyz with 200 (connected and consuming). */
-export const waitReady = (base: string, timeoutMs = 20_000) =>
-  eventually(async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined), timeoutMs, `${base}/readyz`);
+/**
+ * Waits until the node answers /readyz with 200 (connected and consuming). On a timeout the error
+ * carries the last /readyz answer and, given the node's `logs`, its last lines: a node that never
+ * gets ready is rare and slow to reproduce, so the failure itself must say why.
+ */
+export async function waitReady(base: string, timeoutMs = 20_000, logs?: readonly object[]): Promise<true> {
+  let last = '';
+  try {
+    return await eventually(
+      async () => {
+        const res = await fetch(`${base}/readyz`);
+        if (res.status === 200) return true;
+        last = `${res.status} ${await res.text()}`;
+        return undefined;
+      },
+      timeoutMs,
+      `${base}/readyz`,
+    );
+  } catch (err) {
+    const lines = logs ? `; last log lines:\n${logs.slice(-30).map((l) => JSON.stringify(l)).join('\n')}` : '';
+    throw new Error(`${(err as Error).message}; last answer: ${last}${lines}`);
+  }
+}
 
 /** Re-checks `probe` until it returns a value that is not undefined (a condition to wait for, not a sleep). */
 export function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
