@@ -28,15 +28,25 @@ export function findRabbitServer(): string | undefined {
   return which.status === 0 && found ? found : undefined;
 }
 
+/**
+ * A free port for a private broker, picked at random BELOW the kernel's ephemeral range
+ * (32768-60999 here). A port from listen(0) is in that range, and once its broker is stopped or
+ * killed for a test, any other test's listen(0) or outgoing connection could be given the same
+ * port: the restarted broker then fails to bind it, or the node reconnects to someone else's
+ * server. (Seen in full runs: a node never ready after its broker's restart, an SDK send
+ * answered during an outage.) Nothing binds this range by chance; two harnesses picking the same
+ * random port is checked here and unlikely while a broker is down.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
