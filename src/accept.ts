@@ -16,6 +16,35 @@ export const validationFailed = (fields: FieldError[]) =>
   new AppError('validation_failed', `Invalid ${fields.map((f) => f.field).join(', ')}: ${fields[0]!.message}.`, { details: { fields } });
 
 /**
+ * Who writes to the log, for every intake (messages, read markers): with a token its `sub`
+ * (a different `field` value is refused, the room must be allowed, and `sub` must pass the user
+ * rule the log decoder applies: verifyToken checks it, a principal from elsewhere must not bypass
+ * it); in open mode the given value, which is then required.
+ */
+export function actingUser(field: 'sender' | 'user', given: string | undefined, principal: Principal | undefined, room: string, required: string): string {
+  if (!principal) {
+    if (given === undefined) throw validationFailed([{ field, message: required }]);
+    return given;
+  }
+  if (given !== undefined && given !== principal.sub) throw new AppError('sender_mismatch', `${field} must be the token subject "${principal.sub}" (or left out).`);
+  if (!principal.rooms.allows(room)) throw forbiddenRoom(room);
+  const problem = userProblem(principal.sub);
+  if (problem !== undefined) throw validationFailed([{ field, message: `(the token's sub) ${problem}` }]);
+  return principal.sub;
+}
+
+/** Takes one from `who`'s budget (messages and read markers share it), or refuses with 429 and Retry-After. */
+export function takeRate(limiter: RateLimiter, who: string, what: string): void {
+  const wait = limiter.take(who);
+  if (wait > 0) {
+    throw new AppError('rate_limited', `Too many ${what} from "${who}"; retry in ${wait} s.`, {
+      headers: { 'Retry-After': String(wait) },
+      details: { retryAfter: wait },
+    });
+  }
+}
+
+/**
  * The one path into the log: validate, check access (room and sender against the token), take
  * from the sender's rate limit, publish with confirm. Order matters: a request refused at any
  * step publishes nothing and does not count against the limit.
@@ -38,19 +67,7 @@ export function createAcceptor(deps: {
       throw validationFailed(issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message })));
     }
     const msg = parsed.data;
-    let sender = msg.sender;
-    if (principal) {
-      if (sender !== undefined && sender !== principal.sub) {
-        throw new AppError('sender_mismatch', `sender must be the token subject "${principal.sub}" (or left out).`);
-      }
-      if (!principal.rooms.allows(msg.room)) throw forbiddenRoom(msg.room);
-      // verifyToken checks `sub` by the sender rule too; a principal from elsewhere must not bypass it.
-      const problem = userProblem(principal.sub);
-      if (problem !== undefined) throw validationFailed([{ field: 'sender', message: `(the token's sub) ${problem}` }]);
-      sender = principal.sub;
-    } else if (sender === undefined) {
-      throw validationFailed([{ field: 'sender', message: 'is required' }]);
-    }
+    const sender = actingUser('sender', msg.sender, principal, msg.room, 'is required');
     const record = messageRecord({ ...msg, sender });
     if (msg.key !== undefined) {
       // A retry of a post this node already stores is answered as the first time (no second
@@ -63,13 +80,7 @@ export function createAcceptor(deps: {
       }
       if (first) return { id: record.id, room: record.room, sender, createdAt: first.createdAt, key: msg.key, status: 'accepted' };
     }
-    const wait = deps.limiter.take(sender);
-    if (wait > 0) {
-      throw new AppError('rate_limited', `Too many messages from "${sender}"; retry in ${wait} s.`, {
-        headers: { 'Retry-After': String(wait) },
-        details: { retryAfter: wait },
-      });
-    }
+    takeRate(deps.limiter, sender, 'messages');
     // One rule for accepting and storing, paid once: the input schema and the log decoder are built
     // from the same field rules (src/domain/message.ts), the sender is the validated input or a
     // token `sub` checked by the same user rule, and the server makes `id` and `createdAt`. So the

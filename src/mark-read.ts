@@ -4,8 +4,7 @@ import type { Principal } from './auth/tokens.ts';
 import type { Publish } from './broker/publisher.ts';
 import { roomSchema, senderSchema } from './domain/message.ts';
 import { encodeRecord, readRecord } from './domain/records.ts';
-import { validationFailed } from './accept.ts';
-import { AppError, forbiddenRoom } from './errors.ts';
+import { actingUser, takeRate, validationFailed } from './accept.ts';
 
 export interface ReadAccepted {
   room: string;
@@ -37,21 +36,8 @@ export function createMarkRead(deps: { publish: Publish; limiter: RateLimiter })
     const parsed = markReadSchema.safeParse(input);
     if (!parsed.success) throw validationFailed(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message })));
     const { room, seq } = parsed.data;
-    let user = parsed.data.user;
-    if (principal) {
-      if (user !== undefined && user !== principal.sub) throw new AppError('sender_mismatch', `user must be the token subject "${principal.sub}" (or left out).`);
-      if (!principal.rooms.allows(room)) throw forbiddenRoom(room);
-      user = principal.sub;
-    } else if (user === undefined) {
-      throw validationFailed([{ field: 'user', message: 'is required in open mode' }]);
-    }
-    const wait = deps.limiter.take(user);
-    if (wait > 0) {
-      throw new AppError('rate_limited', `Too many requests from "${user}"; retry in ${wait} s.`, {
-        headers: { 'Retry-After': String(wait) },
-        details: { retryAfter: wait },
-      });
-    }
+    const user = actingUser('user', parsed.data.user, principal, room, 'is required in open mode');
+    takeRate(deps.limiter, user, 'requests');
     await deps.publish(encodeRecord(readRecord(user, room, seq)));
     return { room, user, seq, status: 'accepted' };
   };

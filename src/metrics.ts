@@ -123,42 +123,21 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     const self = this;
     const read = () => self.sources;
-    new Gauge({
-      name: 'chat_sockets_open',
-      help: 'WebSocket connections open on this node.',
-      registers: [this.registry],
-      collect() {
-        const s = read();
-        if (s) this.set(s.sockets());
-      },
-    });
-    new Gauge({
-      name: 'chat_subscriptions_open',
-      help: 'Room subscriptions open on this node (a socket subscribed to 3 rooms counts 3).',
-      registers: [this.registry],
-      collect() {
-        const s = read();
-        if (s) this.set(s.hub().subscriptions);
-      },
-    });
-    new Gauge({
-      name: 'chat_rooms_with_subscribers',
-      help: 'Rooms with at least one subscriber on this node.',
-      registers: [this.registry],
-      collect() {
-        const s = read();
-        if (s) this.set(s.hub().rooms);
-      },
-    });
-    new Gauge({
-      name: 'chat_broker_connected',
-      help: '1 while the AMQP connection is up and not blocked, else 0.',
-      registers: [this.registry],
-      collect() {
-        const s = read();
-        if (s) this.set(s.brokerConnected() ? 1 : 0);
-      },
-    });
+    /** A gauge read from the running node at scrape (nothing until a node is attached). */
+    const gauge = (name: string, help: string, value: (s: MetricSources) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const s = read();
+          if (s) this.set(value(s));
+        },
+      });
+    gauge('chat_sockets_open', 'WebSocket connections open on this node.', (s) => s.sockets());
+    gauge('chat_subscriptions_open', 'Room subscriptions open on this node (a socket subscribed to 3 rooms counts 3).', (s) => s.hub().subscriptions);
+    gauge('chat_rooms_with_subscribers', 'Rooms with at least one subscriber on this node.', (s) => s.hub().rooms);
+    gauge('chat_broker_connected', '1 while the AMQP connection is up and not blocked, else 0.', (s) => (s.brokerConnected() ? 1 : 0));
     // Counters kept by the parts as plain numbers: set to their value at scrape.
     const delivered = (name: string, help: string, pick: (d: Delivered, path: 'live' | 'replay') => number) =>
       new Counter({

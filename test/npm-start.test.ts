@@ -36,33 +36,33 @@ const refused = (port: number) =>
     s.once('error', () => resolve(true));
   });
 
-describe('npm start and signals', () => {
-  it('SIGTERM to the npm process stops the server gracefully: exit 0 and the port is free', async () => {
-    const run = await npmStart('term.db');
+/** Runs `npm start` for `body`, then kills whatever of its process group is left, pass or fail. */
+async function withNpmStart(db: string, body: (run: Awaited<ReturnType<typeof npmStart>>) => Promise<void>): Promise<void> {
+  const run = await npmStart(db);
+  try {
+    await body(run);
+  } finally {
     try {
+      process.kill(-run.proc.pid!, 'SIGKILL');
+    } catch {}
+  }
+}
+
+describe('npm start and signals', () => {
+  it('SIGTERM to the npm process stops the server gracefully: exit 0 and the port is free', () =>
+    withNpmStart('term.db', async (run) => {
       process.kill(run.proc.pid!, 'SIGTERM');
       expect(await run.exited).toEqual({ code: 0, signal: null });
       expect(run.output()).toContain('"msg":"stopped"');
       expect(await refused(run.port)).toBe(true);
-    } finally {
-      try {
-        process.kill(-run.proc.pid!, 'SIGKILL');
-      } catch {}
-    }
-  }, 60_000);
+    }), 60_000);
 
-  it('Ctrl-C (SIGINT to the whole process group, which npm also forwards) is one graceful stop, not an abort', async () => {
-    const run = await npmStart('int.db');
-    try {
+  it('Ctrl-C (SIGINT to the whole process group, which npm also forwards) is one graceful stop, not an abort', () =>
+    withNpmStart('int.db', async (run) => {
       process.kill(-run.proc.pid!, 'SIGINT');
       const exit = await run.exited;
       expect(run.output()).toContain('"msg":"stopped"');
       expect(exit).toEqual({ code: 0, signal: null });
       expect(await refused(run.port)).toBe(true);
-    } finally {
-      try {
-        process.kill(-run.proc.pid!, 'SIGKILL');
-      } catch {}
-    }
-  }, 60_000);
+    }), 60_000);
 });

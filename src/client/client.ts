@@ -5,7 +5,7 @@ import { Emitter } from './emitter.ts';
 import { ChatError } from './errors.ts';
 import { Room, type RoomHost, type RoomOptions } from './room.ts';
 import { memoryStorage, type CursorStorage } from './storage.ts';
-import { refreshDelayMs, tokenExpiry } from './token.ts';
+import { refreshDelayMs } from './token.ts';
 import { OPEN, type FetchLike, type WebSocketConstructor, type WebSocketLike } from './transport.ts';
 
 export interface ChatClientOptions {

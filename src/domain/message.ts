@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from '../protocol.ts';
 
 /**
  * A message as stored and as every client sees it (HTTP pages and WebSocket frames). Defined once,
@@ -6,7 +7,8 @@ import { z } from 'zod';
  */
 export type { WireMessage as Message } from '../protocol.ts';
 
-export const ROOM = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** The room and key rules are the protocol's (the SDK checks with the same ones). */
+export const ROOM = LIMITS.room;
 export const ROOM_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ . : -';
 export const isRoom = (s: string): boolean => ROOM.test(s);
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -17,8 +19,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // sequences and several scripts (Persian, Indic) need them.
 const INVISIBLE = /[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
 /** An idempotency key: what the contract allows in `key` and the `Idempotency-Key` header. */
-export const KEY = /^[A-Za-z0-9_-]{1,64}$/;
-export const KEY_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ -';
+export const KEY = LIMITS.key;
+const KEY_RULE = 'must be 1-64 characters of A-Z a-z 0-9 _ -';
 
 const codePoints = (s: string) => {
   let n = 0;

@@ -77,7 +77,7 @@ const JSON_TYPE = /^application\/json\s*(;|$)/i;
 export const maxPostBytes = (maxMessageBytes: number) => maxMessageBytes * 6 + 4096;
 
 /** How long and how much of a refused body is read and discarded after the 413 (then the socket is destroyed). */
-export const LINGER_MS = 5000;
+const LINGER_MS = 5000;
 export const LINGER_BYTES = 16 * 1024 * 1024;
 
 /**
@@ -189,7 +189,7 @@ const MAX_EPOCH_SECONDS = 99_999_999_999;
 const MAX_SINCE_AHEAD_MS = 60 * 60 * 1000;
 
 /** GET /messages/since's query: the page to read, and the log epoch the client's cursor came from (checked here, not by the store). */
-export type SinceQuery = PageQuery & { epoch?: string };
+type SinceQuery = PageQuery & { epoch?: string };
 
 /** Parses and validates the query of GET /messages/since, or throws validation_failed. */
 export function parsePageQuery(q: Record<string, string>): SinceQuery {

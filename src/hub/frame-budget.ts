@@ -15,7 +15,7 @@ export class FrameBudget {
   private dropped = 0;
 
   constructor(burst: number, perSecond: number, now = Date.now()) {
-    this.bucket = new TokenBucket(burst, perSecond / 1000, now);
+    this.bucket = TokenBucket.perSecond(burst, perSecond, now);
   }
 
   take(now = Date.now()): FrameVerdict {

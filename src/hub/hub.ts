@@ -1,7 +1,8 @@
 import type { Message } from '../domain/message.ts';
 import { CLOSE } from '../errors.ts';
+import { BATCH_SEPARATOR } from '../protocol.ts';
 import { PreparedFrame } from './prepared-frame.ts';
-import { DEFAULT_REPLAY_BUDGET, ReplayBucket, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
+import { DEFAULT_REPLAY_BUDGET, OK, ReplayBucket, ReplayLane, realClock, type LaneClock, type ReplayBudget, type ReplayVerdict } from './replay-lane.ts';
 
 /** What the hub needs from storage: committed history of one room, by cursor. */
 export interface HistoryReader {
@@ -71,7 +72,6 @@ interface WholeRoom {
 /** Most messages in one replay page (its bytes are bounded by the lane's page size too). */
 const REPLAY_PAGE = 500;
 
-const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
 
 const messageFrame = (m: Message) => `{"type":"message",${JSON.stringify(m).slice(1)}`;
 
@@ -93,18 +93,18 @@ function joinedUpTo(frames: readonly string[], maxBytes: number): PreparedFrame[
   let size = 0;
   for (let i = 0; i < frames.length; i++) {
     if (i > start && size + frames[i]!.length > maxBytes) {
-      out.push(new PreparedFrame(Buffer.from(frames.slice(start, i).join('\n'))));
+      out.push(new PreparedFrame(Buffer.from(frames.slice(start, i).join(BATCH_SEPARATOR))));
       start = i;
       size = 0;
     }
     size += frames[i]!.length + (i > start ? 1 : 0);
   }
-  if (frames.length > start) out.push(new PreparedFrame(Buffer.from(frames.slice(start).join('\n'))));
+  if (frames.length > start) out.push(new PreparedFrame(Buffer.from(frames.slice(start).join(BATCH_SEPARATOR))));
   return out;
 }
 
 const sendLines = (peer: Peer, frames: string[]) => {
-  if (frames.length > 0) peer.send(frames.length === 1 ? frames[0]! : frames.join('\n'));
+  if (frames.length > 0) peer.send(frames.length === 1 ? frames[0]! : frames.join(BATCH_SEPARATOR));
 };
 
 /** One room's frames of the batch being pushed, in log order, and their joined form once built. */
@@ -339,7 +339,7 @@ export class Hub {
     if (pending) {
       for (const [peer, p] of pending) {
         const room = p.room === null ? undefined : byRoom!.get(p.room)!;
-        if (room && room.frames.length === p.frames.length) sendPrepared(peer, (room.joined ??= new PreparedFrame(Buffer.from(room.frames.join('\n')))));
+        if (room && room.frames.length === p.frames.length) sendPrepared(peer, (room.joined ??= new PreparedFrame(Buffer.from(room.frames.join(BATCH_SEPARATOR)))));
         else sendLines(peer, p.frames);
       }
     }
@@ -438,7 +438,7 @@ export class Hub {
     if (sub.peer.batched) {
       // The whole page in one WebSocket message.
       if (page.length > 0) {
-        const joined = page.map(messageFrame).join('\n');
+        const joined = page.map(messageFrame).join(BATCH_SEPARATOR);
         bytes = Buffer.byteLength(joined);
         sub.peer.send(joined, onFlushed);
       }

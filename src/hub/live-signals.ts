@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import { PresenceBook, type PresenceChange } from './presence.ts';
 import { TokenBucket } from '../token-bucket.ts';
 import { KeyThrottle } from './throttle.ts';
+import { LIMITS } from '../protocol.ts';
 
 /** A local socket as live signals see it: who it is, and a way to send that may drop. */
 export interface SignalPeer {
@@ -38,7 +39,7 @@ export const LIVE_SIGNAL_DEFAULTS: LiveSignalsOptions = {
   // 3 heartbeats; plus the 1 s sweep, a dead node's users leave within 13 s (the contract says 15).
   ttlMs: 12_000,
   queryWaitMs: 300,
-  typingIntervalMs: 2000,
+  typingIntervalMs: LIMITS.typingIntervalMs,
   typingBurst: 4,
   typingPerSecond: 1,
   // A 1,000-socket room costs ~15 ms of CPU per relay here (test/bench/typing-fanout.ts): 3/s keeps

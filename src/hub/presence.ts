@@ -39,10 +39,6 @@ export class PresenceBook {
     this.remote.delete(room);
   }
 
-  serves(room: string): boolean {
-    return this.served.has(room);
-  }
-
   /** One more local socket of `user` in `room`; true when it is the user's first on this node. */
   addLocal(room: string, user: string): boolean {
     let users = this.local.get(room);

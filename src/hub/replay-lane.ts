@@ -65,7 +65,7 @@ export const realClock: LaneClock = {
   soon: (fn) => void setImmediate(fn),
 };
 
-const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
+export const OK: ReplayVerdict = Object.freeze({ kind: 'ok' });
 
 /** Replay bytes a client may receive: a token bucket of bytes, shared by the lanes of its sockets. */
 export class ReplayBucket {

@@ -9,6 +9,7 @@ import { FrameBudget } from './frame-budget.ts';
 import type { MarkRead } from '../mark-read.ts';
 import type { Hub, Peer } from './hub.ts';
 import type { PreparedFrame } from './prepared-frame.ts';
+import { LIMITS } from '../protocol.ts';
 import type { LiveSignals, SignalPeer } from './live-signals.ts';
 
 export interface SocketLimits {
@@ -44,7 +45,6 @@ const NON_NEGATIVE_SAFE_INT = (v: unknown): v is number => typeof v === 'number'
 // setTimeout's ceiling; a token valid for longer is checked again when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Largest `last` on subscribe. */
-const MAX_LAST = 1000;
 // Frames a client may send while its auth frame is being verified.
 const MAX_EARLY_FRAMES = 32;
 
@@ -404,8 +404,8 @@ export class SocketPeer implements Peer, SignalPeer {
       this.error('validation_failed', 'after and last cannot be used together', { field: 'after&last', room });
       return null;
     }
-    if (typeof f.last !== 'number' || !Number.isInteger(f.last) || f.last < 1 || f.last > MAX_LAST) {
-      this.error('validation_failed', `last must be a whole number from 1 to ${MAX_LAST}`, { field: 'last', room });
+    if (typeof f.last !== 'number' || !Number.isInteger(f.last) || f.last < 1 || f.last > LIMITS.maxLast) {
+      this.error('validation_failed', `last must be a whole number from 1 to ${LIMITS.maxLast}`, { field: 'last', room });
       return null;
     }
     return f.last;

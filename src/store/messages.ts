@@ -4,6 +4,7 @@ import type { Message } from '../domain/message.ts';
 import { seqOf, type LogRecord } from '../domain/records.ts';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
+import { dropNullKeys, MESSAGE_COLUMNS } from './message-columns.ts';
 import { ReadState, type ReadMove } from './read-state.ts';
 import { consumerState, logGaps, messages, roomHeads, roomMembers } from './schema.ts';
 
@@ -63,18 +64,10 @@ export const SINCE_SKEW_MS = 30_000;
 
 type Row = typeof messages.$inferSelect;
 
-/** A row as a Message: same keys in the same order as toMessage, createdAt as ISO 8601 with ms. */
-const MESSAGE_COLUMNS =
-  "id, room, sender, body, strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch') || printf('.%03dZ', created_at % 1000) AS createdAt, seq, key";
 
 /** A message frame's bytes besides its id, room, sender and body (keys, createdAt, seq), roughly. */
 const FRAME_OVERHEAD = 110;
 
-/** SQLite gives NULL for a message posted without a key: undefined leaves it out of the JSON, keeping the row's shape. */
-const dropNullKeys = (rows: Message[]): Message[] => {
-  for (const r of rows) if (r.key === null) r.key = undefined;
-  return rows;
-};
 
 const toMessage = (r: Row): Message => ({
   id: r.id,

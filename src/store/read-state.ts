@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { Message } from '../domain/message.ts';
+import { dropNullKeys, MESSAGE_COLUMNS } from './message-columns.ts';
 
 /** A read marker that moved while applying a batch: pushed to that user's sockets after the commit. */
 export interface ReadMove {
@@ -20,9 +21,6 @@ const MAX_KNOWN_MEMBERS = 100_000;
 
 /** `unread` is exact up to this many; past it the count stops and says so (it is counted through an index). */
 export const UNREAD_CAP = 10_000;
-
-const MESSAGE_COLUMNS =
-  "id, room, sender, body, strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch') || printf('.%03dZ', created_at % 1000) AS createdAt, seq";
 
 /**
  * Read state and the room summaries the conversation list needs (room heads, who is in which
@@ -125,14 +123,9 @@ export class ReadState {
     };
   }
 
-  head(room: string): number {
-    return (this.s.headOf!.get(room) as number | undefined) ?? 0;
-  }
-
   messageAt(seq: number): Message | null {
     const m = this.s.messageAt!.get(seq) as Message | undefined;
-    if (m?.key === null) m.key = undefined; // no key: left out of the JSON, as in every page
-    return m ?? null;
+    return m ? dropNullKeys([m])[0]! : null;
   }
 
   /** Others' messages in `room` after `after`: exact up to UNREAD_CAP, else UNREAD_CAP + 1. */

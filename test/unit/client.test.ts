@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ChatClient, type ConnectionState, type CursorStorage, type FetchLike, type WireMessage } from '../../src/client/index.ts';
 import { fullJitter, retryAfterMs } from '../../src/client/backoff.ts';
-import { refreshDelayMs, tokenExpiry } from '../../src/client/token.ts';
+import { refreshDelayMs } from '../../src/client/token.ts';
 
 class FakeSocket {
   static all: FakeSocket[] = [];
@@ -368,14 +368,12 @@ describe('client SDK (fake sockets)', () => {
     expect((chat.state as { retryInMs: number }).retryInMs).toBeGreaterThanOrEqual(5000);
   });
 
-  it('helpers: full jitter stays within its ceiling; Retry-After; token expiry', () => {
+  it('helpers: full jitter stays within its ceiling; Retry-After; token refresh delay', () => {
     expect(fullJitter(0, 500, 30_000, () => 0.999)).toBe(499);
     expect(fullJitter(10, 500, 30_000, () => 0.999)).toBe(29_970);
     expect(fullJitter(3, 500, 30_000, () => 0)).toBe(0);
     expect(retryAfterMs('2')).toBe(2000);
     expect(retryAfterMs(null)).toBeUndefined();
-    expect(tokenExpiry(fakeJwt(1234))).toBe(1234);
-    expect(tokenExpiry('garbage')).toBeUndefined();
     expect(refreshDelayMs(1000, 0)).toBe(1_000_000 - 60_000);
     expect(refreshDelayMs(10, 0)).toBe(8000);
   });

@@ -81,6 +81,7 @@ describe('read state in the store (real SQLite)', () => {
     const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % k);
     for (let i = 0; i < 400; i++) records.push(msg(`m${i}`, rooms[rnd(5)]!, ['ana', 'bob', 'cy'][rnd(3)]!));
     for (let i = 0; i < 10; i++) records.push(readRecord('ana', rooms[rnd(5)]!, rnd(400)));
+    records.push({ ...msg('keyed', rooms[0]!, 'ana'), key: 'k-1' }); // a room's last message carries its key
     records.push(msg('last', 'r2', 'bob'));
     feed(store, records, 37);
     // brute force from what is stored
@@ -99,6 +100,7 @@ describe('read state in the store (real SQLite)', () => {
       const inRoom = all.filter((m) => m.room === r.room);
       expect(r.head).toBe(inRoom.at(-1)!.seq);
       expect(r.lastMessage).toEqual(inRoom.at(-1));
+      if (r.room === rooms[0]) expect(r.lastMessage).toMatchObject({ id: 'keyed', key: 'k-1' });
       expect(r.unread).toBe(inRoom.filter((m) => m.seq > r.lastRead && m.sender !== 'ana').length);
     }
     expect(full.map((r) => r.head)).toEqual([...full.map((r) => r.head)].sort((x, y) => y - x));
