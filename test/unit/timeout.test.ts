@@ -36,7 +36,15 @@ describe('withTimeout', () => {
     const out = withTimeout(late, 10);
     await vi.advanceTimersByTimeAsync(10);
     await expect(out).resolves.toBeUndefined();
-    reject(new Error('too late'));
-    await Promise.resolve();
+    const unhandled = vi.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      reject(new Error('too late'));
+      vi.useRealTimers();
+      await new Promise((r) => setImmediate(r)); // past the point where Node reports unhandled rejections
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      process.off('unhandledRejection', unhandled);
+    }
   });
 });
