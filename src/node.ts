@@ -92,8 +92,8 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
   const app = createApp({
     accept,
     authenticate,
-    readPage: (q) => store.page(q),
-    readBefore: (room, before, limit) => store.before(room, before, limit),
+    readPage: (q) => store.pageJson(q),
+    readBefore: (room, before, limit) => store.beforeJson(room, before, limit),
     markRead,
     listRooms: (q) => listRooms(store.readState, q),
     epoch: () => store.epoch(),

@@ -8,12 +8,14 @@ import type { Principal } from '../auth/tokens.ts';
 import type { RoomFilter } from '../auth/rooms.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
 import { AppError, forbiddenRoom } from '../errors.ts';
-import type { Page, PageQuery } from '../store/messages.ts';
+import type { Encoded, Page, PageQuery } from '../store/messages.ts';
 import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
+import { jsonText, sincePageBody } from './page-body.ts';
 
 export interface MessageRoutesDeps {
   accept: Accept;
-  readPage(query: PageQuery & { rooms?: RoomFilter }): Page;
+  /** A page with its messages as JSON text (see MESSAGE_JSON): written as it is. */
+  readPage(query: PageQuery & { rooms?: RoomFilter }): Encoded<Page>;
   /** The log epoch this node follows (null while unknown). */
   epoch(): string | null;
   maxMessageBytes: number;
@@ -40,12 +42,12 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
       throw new AppError('epoch_mismatch', undefined, { details: { epoch: current } });
     }
     const principal = c.var.principal;
-    if (!principal || principal.rooms.all) return c.json(deps.readPage(query));
+    if (!principal || principal.rooms.all) return jsonText(c, sincePageBody(deps.readPage(query)));
     if (query.room !== undefined) {
       if (!principal.rooms.allows(query.room)) throw forbiddenRoom(query.room);
-      return c.json(deps.readPage(query));
+      return jsonText(c, sincePageBody(deps.readPage(query)));
     }
-    return c.json(deps.readPage({ ...query, rooms: principal.rooms.filter() }));
+    return jsonText(c, sincePageBody(deps.readPage({ ...query, rooms: principal.rooms.filter() })));
   });
 
   return r;

@@ -4,7 +4,7 @@ import type { Message } from '../domain/message.ts';
 import { seqOf, type LogRecord } from '../domain/records.ts';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
-import { dropNullKeys, MESSAGE_COLUMNS } from './message-columns.ts';
+import { dropNullKeys, MESSAGE_COLUMNS, MESSAGE_JSON } from './message-columns.ts';
 import { ReadState, type ReadMove } from './read-state.ts';
 import { consumerState, logGaps, messages, roomHeads, roomMembers } from './schema.ts';
 
@@ -52,6 +52,25 @@ export interface Page {
   epoch: string | null;
 }
 
+/** A page whose messages are already JSON: one array's text, as the HTTP answer carries it. */
+export type Encoded<P extends { messages: Message[] }> = Omit<P, 'messages'> & {
+  /** The messages as the text of a JSON array (`[]` when none), ascending seq. */
+  messagesJson: string;
+};
+
+/** A row of the JSON reads: the message's JSON text and its seq (the cursor). */
+type JsonRow = [json: string, seq: number];
+
+type PageRead = 'pageAll' | 'pageRoom' | 'sinceAll' | 'sinceRoom';
+
+/** `[a,b,...]` from the JSON rows (their text joined as it is). */
+function jsonArray(rows: readonly JsonRow[]): string {
+  if (rows.length === 0) return '[]';
+  let out = '[' + rows[0]![0];
+  for (let i = 1; i < rows.length; i++) out += ',' + rows[i]![0];
+  return out + ']';
+}
+
 /**
  * `createdAt` comes from the accepting node's clock and is set before the broker orders the
  * message, so it is only roughly monotonic in `seq`. Assuming it is never out of order by more
@@ -95,9 +114,11 @@ export class MessageStore {
   private readonly queries;
   private readonly insert: Statement<[number, string, string, string, string, number, string | null]>;
   private readonly byIdStmt: Statement<{ id: string }, Row>;
-  private readonly reads: Record<'pageAll' | 'pageRoom' | 'sinceAll' | 'sinceRoom', Statement<Record<string, unknown>, Message>>;
+  private readonly reads: Record<PageRead, Statement<Record<string, unknown>, Message>>;
+  /** The same reads giving each row as its JSON text and its seq (the HTTP pages). */
+  private readonly jsonReads: Record<PageRead, Statement<Record<string, unknown>, JsonRow>>;
   private readonly appendTx: (entries: readonly LogEntry[]) => { stored: Message[]; reads: ReadMove[]; epoch: string | null };
-  private readonly scrollback: Record<'beforeRoom' | 'lastStart', Statement<Record<string, unknown>>>;
+  private readonly scrollback: Record<'beforeRoom' | 'beforeRoomJson' | 'lastStart', Statement<Record<string, unknown>>>;
   /** Room heads, members and read markers: kept in the same transaction as the messages. */
   readonly readState: ReadState;
   private currentEpoch: string | null;
@@ -137,19 +158,24 @@ export class MessageStore {
     // the shape of a Message, createdAt formatted by SQLite, so no per-row mapping in JS (about
     // 1.7x the messages/s of the same query through drizzle's row mapping).
     const read = (where: string) => sqlite.prepare<Record<string, unknown>, Message>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ${where} ORDER BY seq LIMIT @limit`);
+    const readJson = (where: string) =>
+      sqlite.prepare<Record<string, unknown>, JsonRow>(`SELECT ${MESSAGE_JSON}, seq FROM messages WHERE ${where} ORDER BY seq LIMIT @limit`).raw();
     // The insert is the hot write path: drizzle's parameter mapping was a fifth of a batch's cost.
     // Positional parameters: binding by name looks each one up per call.
     this.insert = sqlite.prepare('INSERT INTO messages (seq, id, room, sender, body, created_at, key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
     // The unary + keeps SQLite from walking the created_at index for `since`: the scan goes by seq.
-    this.reads = {
-      pageAll: read('seq > @after'),
-      pageRoom: read('room = @room AND seq > @after'),
-      sinceAll: read('seq >= @start AND +created_at >= @since'),
-      sinceRoom: read('room = @room AND seq >= @start AND +created_at >= @since'),
+    const where: Record<PageRead, string> = {
+      pageAll: 'seq > @after',
+      pageRoom: 'room = @room AND seq > @after',
+      sinceAll: 'seq >= @start AND +created_at >= @since',
+      sinceRoom: 'room = @room AND seq >= @start AND +created_at >= @since',
     };
+    this.reads = { pageAll: read(where.pageAll), pageRoom: read(where.pageRoom), sinceAll: read(where.sinceAll), sinceRoom: read(where.sinceRoom) };
+    this.jsonReads = { pageAll: readJson(where.pageAll), pageRoom: readJson(where.pageRoom), sinceAll: readJson(where.sinceAll), sinceRoom: readJson(where.sinceRoom) };
     this.scrollback = {
       // Newest first through messages_room_seq; the caller reverses the (small) page.
       beforeRoom: sqlite.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = @room AND seq < @before ORDER BY seq DESC LIMIT @limit`),
+      beforeRoomJson: sqlite.prepare(`SELECT ${MESSAGE_JSON}, seq FROM messages WHERE room = @room AND seq < @before ORDER BY seq DESC LIMIT @limit`).raw(),
       // The seq N messages back from the room's newest (the index walks N entries, N <= 1000).
       lastStart: sqlite.prepare('SELECT seq FROM messages WHERE room = @room ORDER BY seq DESC LIMIT 1 OFFSET @skip').pluck(),
     };
@@ -279,30 +305,46 @@ export class MessageStore {
 
   page(query: PageQuery): Page {
     const limit = query.limit;
-    let rows: Message[];
-    if (query.room === undefined && query.rooms) {
-      rows = this.filteredRows(query.rooms, query, limit + 1);
-    } else if (query.after !== undefined) {
-      rows =
-        query.room === undefined
-          ? this.reads.pageAll.all({ after: query.after, limit: limit + 1 })
-          : this.reads.pageRoom.all({ room: query.room, after: query.after, limit: limit + 1 });
-    } else {
-      const since = query.since ?? 0;
-      const start = this.sinceStart(since);
-      rows =
-        query.room === undefined
-          ? this.reads.sinceAll.all({ start, since, limit: limit + 1 })
-          : this.reads.sinceRoom.all({ room: query.room, start, since, limit: limit + 1 });
-    }
+    const rows =
+      query.room === undefined && query.rooms
+        ? this.filteredRows(query.rooms, query, limit + 1)
+        : this.readRows(this.reads, query);
     dropNullKeys(rows);
     const hasMore = rows.length > limit;
     if (hasMore) rows.length = limit;
-    const last = rows[rows.length - 1];
-    // An empty page keeps the cursor where it was; an empty `since` page points at the head so
-    // that polling with after=next misses nothing stored later.
-    const next = last ? last.seq : (query.after ?? this.head());
-    return { messages: rows, next, hasMore, epoch: this.currentEpoch };
+    return { messages: rows, next: this.nextCursor(query, rows[rows.length - 1]?.seq), hasMore, epoch: this.currentEpoch };
+  }
+
+  /** page() with the messages as JSON text made by SQLite (GET /messages/since answers with it as it is). */
+  pageJson(query: PageQuery): Encoded<Page> {
+    const limit = query.limit;
+    const rows =
+      query.room === undefined && query.rooms
+        ? this.filteredJsonRows(query.rooms, query, limit + 1)
+        : this.readRows(this.jsonReads, query);
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.length = limit;
+    return { messagesJson: jsonArray(rows), next: this.nextCursor(query, rows[rows.length - 1]?.[1]), hasMore, epoch: this.currentEpoch };
+  }
+
+  /** Runs the read (one more row than the page: it says whether there is more) that `query` asks for, from `reads`. */
+  private readRows<R>(reads: Record<PageRead, Statement<Record<string, unknown>, R>>, query: PageQuery): R[] {
+    const limit = query.limit + 1;
+    if (query.after !== undefined) {
+      return query.room === undefined ? reads.pageAll.all({ after: query.after, limit }) : reads.pageRoom.all({ room: query.room, after: query.after, limit });
+    }
+    const since = query.since ?? 0;
+    const start = this.sinceStart(since);
+    return query.room === undefined ? reads.sinceAll.all({ start, since, limit }) : reads.sinceRoom.all({ room: query.room, start, since, limit });
+  }
+
+  /**
+   * The cursor after a page whose last seq is `last`. An empty page keeps the cursor where it
+   * was; an empty `since` page points at the head so that polling with after=next misses nothing
+   * stored later.
+   */
+  private nextCursor(query: PageQuery, last: number | undefined): number {
+    return last ?? query.after ?? this.head();
   }
 
   /**
@@ -332,16 +374,28 @@ export class MessageStore {
    * allowance are never loaded). Built per call: its shape depends on the token.
    */
   private filteredRows(rooms: RoomFilter, query: PageQuery, limit: number): Message[] {
+    const where = this.filteredWhere(rooms, query);
+    return where ? this.db.select().from(messages).where(where).orderBy(asc(messages.seq)).limit(limit).all().map(toMessage) : [];
+  }
+
+  /** filteredRows() as JSON rows (see MESSAGE_JSON). */
+  private filteredJsonRows(rooms: RoomFilter, query: PageQuery, limit: number): JsonRow[] {
+    const where = this.filteredWhere(rooms, query);
+    if (!where) return [];
+    const rows = this.db.select({ json: sql<string>`${sql.raw(MESSAGE_JSON)}`, seq: messages.seq }).from(messages).where(where).orderBy(asc(messages.seq)).limit(limit).all();
+    return rows.map((r): JsonRow => [r.json, r.seq]);
+  }
+
+  /** The condition of a page limited to `rooms`; undefined when they allow none. */
+  private filteredWhere(rooms: RoomFilter, query: PageQuery): SQL | undefined {
     const allowed: SQL[] = [];
     if (rooms.exact.length > 0) allowed.push(inArray(messages.room, rooms.exact));
     // Room names cannot hold GLOB metacharacters (validated), so a prefix is matched literally.
     for (const prefix of rooms.prefixes) allowed.push(sql`${messages.room} GLOB ${`${prefix}*`}`);
-    if (allowed.length === 0) return [];
-    const where =
-      query.after !== undefined
-        ? and(gt(messages.seq, query.after), or(...allowed))
-        : and(gte(messages.seq, this.sinceStart(query.since ?? 0)), sql`+${messages.createdAt} >= ${query.since ?? 0}`, or(...allowed));
-    return this.db.select().from(messages).where(where).orderBy(asc(messages.seq)).limit(limit).all().map(toMessage);
+    if (allowed.length === 0) return undefined;
+    return query.after !== undefined
+      ? and(gt(messages.seq, query.after), or(...allowed))
+      : and(gte(messages.seq, this.sinceStart(query.since ?? 0)), sql`+${messages.createdAt} >= ${query.since ?? 0}`, or(...allowed));
   }
 
   /**
@@ -357,6 +411,15 @@ export class MessageStore {
     return { messages: rows, prev: rows[0]?.seq ?? null, hasMore, head: this.roomHead(room), epoch: this.currentEpoch };
   }
 
+  /** before() with the messages as JSON text made by SQLite (GET /messages/before answers with it as it is). */
+  beforeJson(room: string, before: number | undefined, limit: number): Encoded<BeforePage> {
+    const rows = this.scrollback.beforeRoomJson.all({ room, before: before ?? Number.MAX_SAFE_INTEGER, limit: limit + 1 }) as JsonRow[];
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.length = limit;
+    rows.reverse();
+    return { messagesJson: jsonArray(rows), prev: rows[0]?.[1] ?? null, hasMore, head: this.roomHead(room), epoch: this.currentEpoch };
+  }
+
   /** The cursor that replays the last `n` stored messages of `room` (0 when it holds fewer). */
   lastCursor(room: string, n: number): number {
     const seq = this.scrollback.lastStart.get({ room, skip: n - 1 }) as number | undefined;
@@ -366,7 +429,8 @@ export class MessageStore {
   /** The SQL of every prepared statement, for checking query plans. */
   statements(): Record<string, string> {
     const prepared = Object.entries(this.queries).map(([name, q]) => [name, (q as unknown as { stmt: { source: string } }).stmt.source]);
-    const reads = Object.entries({ ...this.reads, ...this.scrollback }).map(([name, stmt]) => [name, stmt.source]);
+    const json = Object.fromEntries(Object.entries(this.jsonReads).map(([name, stmt]) => [`${name}Json`, stmt]));
+    const reads = Object.entries({ ...this.reads, ...json, ...this.scrollback }).map(([name, stmt]) => [name, stmt.source]);
     return Object.fromEntries([...prepared, ...reads]);
   }
 

@@ -11,7 +11,7 @@ import { apiDocRoutes } from '../../src/http/api-docs.ts';
 import { metricsRoutes } from '../../src/http/operations.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { createLogger } from '../../src/log.ts';
-import type { Page, PageQuery } from '../../src/store/messages.ts';
+import type { Encoded, Page, PageQuery } from '../../src/store/messages.ts';
 
 /**
  * The HTTP edge alone: the app over a real acceptor whose publish is a stub, and a stub reader.
@@ -20,7 +20,7 @@ import type { Page, PageQuery } from '../../src/store/messages.ts';
 
 const SECRET = 'unit-test-secret';
 
-function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<void>; ready?: boolean; perMinute?: number; readPage?: (q: PageQuery) => Page } = {}) {
+function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<void>; ready?: boolean; perMinute?: number; readPage?: (q: PageQuery) => Encoded<Page> } = {}) {
   const published: Buffer[] = [];
   const queries: PageQuery[] = [];
   const accept = createAcceptor({
@@ -35,10 +35,10 @@ function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<voi
       opts.readPage ??
       ((q) => {
         queries.push(q);
-        return { messages: [], next: q.after ?? 0, hasMore: false, epoch: 'e1' };
+        return { messagesJson: '[]', next: q.after ?? 0, hasMore: false, epoch: 'e1' };
       }),
     epoch: () => 'e1',
-    readBefore: () => ({ messages: [], prev: null, hasMore: false, head: 0, epoch: 'e1' }),
+    readBefore: () => ({ messagesJson: '[]', prev: null, hasMore: false, head: 0, epoch: 'e1' }),
     markRead: async () => ({ room: 'r', user: 'u', seq: 0, status: 'accepted' }),
     listRooms: () => ({ rooms: [] }),
     maxMessageBytes: 100,
@@ -332,9 +332,9 @@ describe('HTTP app: query hygiene and /readyz in token mode (issue 8)', () => {
     createApp({
       accept: createAcceptor({ publish: async () => {}, limiter: new RateLimiter(600), maxMessageBytes: 100 }),
       authenticate: (token) => verifyToken(token, SECRET),
-      readPage: () => ({ messages: [], next: 0, hasMore: false, epoch: 'e1' }),
+      readPage: () => ({ messagesJson: '[]', next: 0, hasMore: false, epoch: 'e1' }),
       epoch: () => 'e1',
-      readBefore: () => ({ messages: [], prev: null, hasMore: false, head: 0, epoch: 'e1' }),
+      readBefore: () => ({ messagesJson: '[]', prev: null, hasMore: false, head: 0, epoch: 'e1' }),
       markRead: async () => ({ room: 'r', user: 'u', seq: 0, status: 'accepted' }),
       listRooms: () => ({ rooms: [] }),
       maxMessageBytes: 100,

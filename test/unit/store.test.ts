@@ -112,6 +112,11 @@ describe('MessageStore (real SQLite file)', () => {
       sinceStart: /USING COVERING INDEX messages_created_at \(created_at<\?\)/,
       head: /^SEARCH messages$/, // max(rowid): one step to the end of the table
       beforeRoom: /USING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
+      beforeRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
+      pageAllJson: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      sinceAllJson: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      pageRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
+      sinceRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
       lastStart: /USING COVERING INDEX messages_room_seq \(room=\?\)/,
     };
     const checked: string[] = [];
