@@ -1,6 +1,7 @@
 import { encodeRecord } from '../../src/domain/records.ts';
 import { publishWindow } from './ceilings-broker.ts';
 import { Child } from './children.ts';
+import { PAGE_READERS, readAtOnce, type ConcurrentRead } from './concurrent-pages.ts';
 import { nowMs, waitFor } from './clock.ts';
 import { pageAll } from './http-pages.ts';
 import { OffsetWatch } from './offset-watch.ts';
@@ -18,7 +19,10 @@ export interface CatchUpResult {
   fillPublishPerSec: number | null;
   /** stored / (time the server had stored them all - fill start): the node's ingest rate with a backlog */
   ingestPerSec: number | null;
-  http: { messages: number; pages: number; ms: number; perSec: number | null };
+  /** GET /messages/since from after=0 to the end by PAGE_READERS readers at once, each reading everything: the server's throughput */
+  http: ConcurrentRead;
+  /** the same by one reader in the runner, one page at a time: latency-bound (its own parsing is in the wall time) */
+  httpOneReader: { messages: number; pages: number; ms: number; perSec: number | null };
   ws: { messages: number; head: number; ms: number; perSec: number | null; outOfOrder: number };
 }
 
@@ -52,7 +56,15 @@ export async function runCatchUp(scope: Scope, opts: BenchOptions, server: Serve
 
   const pages = await pageAll(server.base, { after: 0, limit: 1000, maxPages: Math.ceil(target / 1000) + 10, signal: scope.signal });
   const httpPerSec = perSecond(pages.count, pages.ms);
-  say(`catch-up: GET /messages/since read ${pages.count} messages in ${pages.pages} pages (${httpPerSec}/s)`);
+  say(`catch-up: GET /messages/since read ${pages.count} messages in ${pages.pages} pages (${httpPerSec}/s, one reader)`);
+  const http = await readAtOnce(scope, server, {
+    readers: PAGE_READERS,
+    cmd: 'since',
+    args: { after: 0, limit: 1000, maxPages: pages.pages + 10 },
+    expected: pages.count,
+    timeoutMs: 60_000 + opts.stored,
+  });
+  say(`catch-up: GET /messages/since by ${http.readers} readers at once: ${http.perSec} msg/s, ${http.serverUsPerMessage} µs server CPU per message (server ${http.serverCpuPct}%, readers ${http.readersCpuPct}% of a core)`);
 
   const client = await Child.start(scope, 'ws-replay', 'ws-clients.ts');
   const replayTimeout = 30_000 + opts.stored;
@@ -69,7 +81,8 @@ export async function runCatchUp(scope: Scope, opts: BenchOptions, server: Serve
     stored: fill.published,
     fillPublishPerSec: fill.perSec,
     ingestPerSec,
-    http: { messages: pages.count, pages: pages.pages, ms: Math.round(pages.ms), perSec: httpPerSec },
+    http,
+    httpOneReader: { messages: pages.count, pages: pages.pages, ms: Math.round(pages.ms), perSec: httpPerSec },
     ws: { messages: r.count, head: r.head, ms: Math.round(r.ms), perSec: wsPerSec, outOfOrder: r.outOfOrder },
   };
 }

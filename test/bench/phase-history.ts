@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { encodeRecord, readRecord, type MessageRecord } from '../../src/domain/records.ts';
 import { publishWindow } from './ceilings-broker.ts';
+import { PAGE_READERS, readAtOnce, type ConcurrentRead } from './concurrent-pages.ts';
 import { nowMs, waitFor } from './clock.ts';
 import { OffsetWatch } from './offset-watch.ts';
 import type { BenchOptions } from './options.ts';
@@ -33,8 +34,10 @@ export interface HistoryResult {
   roomMessages: number;
   /** GET /messages/before limit=50, from the newest page to the first, one request at a time */
   scrollback: RequestCost & { pages: number; messages: number };
-  /** The same with limit=1000 (the largest page): messages per second, the issue's throughput figure */
+  /** The same with limit=1000 (the largest page), one reader */
   scrollbackLarge: RequestCost & { pages: number; messages: number; messagesPerSec: number | null };
+  /** limit=1000 by PAGE_READERS readers at once, each reading the whole room: the issue's throughput figure */
+  scrollbackConcurrent: ConcurrentRead;
   /** GET /rooms?user=…&limit=200 for a user in 200 rooms, one request at a time */
   rooms: RequestCost & { roomsListed: number };
 }
@@ -100,6 +103,15 @@ export async function runHistory(scope: Scope, opts: BenchOptions, server: Serve
   say(`history: scrollback ${scrollback.pages} pages of ${SCROLL_LIMIT} (${scrollback.perSec}/s, ${scrollback.serverCpuUsPerRequest} µs server CPU per page)`);
   const scrollbackLarge = await scrollBack(server, roomMessages, LARGE_PAGE);
   say(`history: scrollback ${scrollbackLarge.pages} pages of ${LARGE_PAGE}: ${scrollbackLarge.messagesPerSec} msg/s (${scrollbackLarge.serverCpuUsPerRequest} µs server CPU per page)`);
+  const scrollbackConcurrent = await readAtOnce(scope, server, {
+    readers: PAGE_READERS,
+    cmd: 'before',
+    args: { room: HISTORY_ROOM, limit: LARGE_PAGE, maxPages: Math.ceil(roomMessages / LARGE_PAGE) + 10 },
+    expected: roomMessages,
+    timeoutMs: 60_000 + roomMessages,
+  });
+  const sc = scrollbackConcurrent;
+  say(`history: scrollback by ${sc.readers} readers at once, pages of ${LARGE_PAGE}: ${sc.perSec} msg/s, ${sc.serverUsPerMessage} µs server CPU per message (server ${sc.serverCpuPct}%, readers ${sc.readersCpuPct}% of a core)`);
 
   let roomsListed = 0;
   const rooms = await measure(server, opts.quick ? 200 : 1000, async () => {
@@ -109,7 +121,7 @@ export async function runHistory(scope: Scope, opts: BenchOptions, server: Serve
   });
   if (roomsListed !== CONVERSATIONS) throw new Error(`GET /rooms listed ${roomsListed} rooms, expected ${CONVERSATIONS}`);
   say(`history: GET /rooms of ${CONVERSATIONS} rooms (${rooms.perSec}/s, ${rooms.serverCpuUsPerRequest} µs server CPU per request)`);
-  return { roomMessages, scrollback, scrollbackLarge, rooms: { ...rooms, roomsListed } };
+  return { roomMessages, scrollback, scrollbackLarge, scrollbackConcurrent, rooms: { ...rooms, roomsListed } };
 }
 
 /** Reads the history room from its newest page to its first, `limit` per page, one request at a time. */
