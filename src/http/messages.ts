@@ -10,11 +10,11 @@ import { isRoom, ROOM_RULE } from '../domain/message.ts';
 import { AppError, forbiddenRoom } from '../errors.ts';
 import type { Encoded, Page, PageQuery } from '../store/messages.ts';
 import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
-import { jsonText, sincePageBody } from './page-body.ts';
+import { jsonAnswer, sincePageBody } from './page-body.ts';
 
 export interface MessageRoutesDeps {
   accept: Accept;
-  /** A page with its messages as JSON text (see MESSAGE_JSON): written as it is. */
+  /** A page with its messages as JSON text (see MESSAGE_JSON): written as they are. */
   readPage(query: PageQuery & { rooms?: RoomFilter }): Encoded<Page>;
   /** The log epoch this node follows (null while unknown). */
   epoch(): string | null;
@@ -42,12 +42,12 @@ export function messageRoutes(deps: MessageRoutesDeps): Hono<AuthEnv> {
       throw new AppError('epoch_mismatch', undefined, { details: { epoch: current } });
     }
     const principal = c.var.principal;
-    if (!principal || principal.rooms.all) return jsonText(c, sincePageBody(deps.readPage(query)));
+    if (!principal || principal.rooms.all) return jsonAnswer(c, sincePageBody(deps.readPage(query)));
     if (query.room !== undefined) {
       if (!principal.rooms.allows(query.room)) throw forbiddenRoom(query.room);
-      return jsonText(c, sincePageBody(deps.readPage(query)));
+      return jsonAnswer(c, sincePageBody(deps.readPage(query)));
     }
-    return jsonText(c, sincePageBody(deps.readPage({ ...query, rooms: principal.rooms.filter() })));
+    return jsonAnswer(c, sincePageBody(deps.readPage({ ...query, rooms: principal.rooms.filter() })));
   });
 
   return r;

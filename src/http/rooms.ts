@@ -7,12 +7,12 @@ import type { MarkRead } from '../mark-read.ts';
 import { decodeCursor, type RoomsPage, type RoomsQuery } from '../store/conversations.ts';
 import type { BeforePage, Encoded } from '../store/messages.ts';
 import { requireAuth, type Authenticate, type AuthEnv } from './auth.ts';
-import { beforePageBody, jsonText } from './page-body.ts';
+import { beforePageBody, jsonAnswer } from './page-body.ts';
 import { parseJson, readBody } from './messages.ts';
 import type { Context } from 'hono';
 
 export interface RoomRoutesDeps {
-  /** A scrollback page with its messages as JSON text (see MESSAGE_JSON): written as it is. */
+  /** A scrollback page with its messages as JSON text (see MESSAGE_JSON): written as they are. */
   readBefore(room: string, before: number | undefined, limit: number): Encoded<BeforePage>;
   markRead: MarkRead;
   listRooms(query: RoomsQuery): RoomsPage;
@@ -62,7 +62,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Hono<AuthEnv> {
     if (errors.length > 0) throw validationFailed(errors);
     const principal = c.var.principal;
     if (principal && !principal.rooms.allows(q.room!)) throw forbiddenRoom(q.room!);
-    return jsonText(c, beforePageBody(deps.readBefore(q.room!, before, limit)));
+    return jsonAnswer(c, beforePageBody(deps.readBefore(q.room!, before, limit)));
   });
 
   r.post('/rooms/:room/read', auth, async (c) => {

@@ -35,10 +35,10 @@ function build(opts: { auth?: boolean; publish?: (record: Buffer) => Promise<voi
       opts.readPage ??
       ((q) => {
         queries.push(q);
-        return { messagesJson: '[]', next: q.after ?? 0, hasMore: false, epoch: 'e1' };
+        return { messagesJson: Buffer.from('[]'), next: q.after ?? 0, hasMore: false, epoch: 'e1' };
       }),
     epoch: () => 'e1',
-    readBefore: () => ({ messagesJson: '[]', prev: null, hasMore: false, head: 0, epoch: 'e1' }),
+    readBefore: () => ({ messagesJson: Buffer.from('[]'), prev: null, hasMore: false, head: 0, epoch: 'e1' }),
     markRead: async () => ({ room: 'r', user: 'u', seq: 0, status: 'accepted' }),
     listRooms: () => ({ rooms: [] }),
     maxMessageBytes: 100,
@@ -332,9 +332,9 @@ describe('HTTP app: query hygiene and /readyz in token mode (issue 8)', () => {
     createApp({
       accept: createAcceptor({ publish: async () => {}, limiter: new RateLimiter(600), maxMessageBytes: 100 }),
       authenticate: (token) => verifyToken(token, SECRET),
-      readPage: () => ({ messagesJson: '[]', next: 0, hasMore: false, epoch: 'e1' }),
+      readPage: () => ({ messagesJson: Buffer.from('[]'), next: 0, hasMore: false, epoch: 'e1' }),
       epoch: () => 'e1',
-      readBefore: () => ({ messagesJson: '[]', prev: null, hasMore: false, head: 0, epoch: 'e1' }),
+      readBefore: () => ({ messagesJson: Buffer.from('[]'), prev: null, hasMore: false, head: 0, epoch: 'e1' }),
       markRead: async () => ({ room: 'r', user: 'u', seq: 0, status: 'accepted' }),
       listRooms: () => ({ rooms: [] }),
       maxMessageBytes: 100,

@@ -58,6 +58,9 @@ describe('page JSON made by SQLite', () => {
     { after: 0, limit: 7 },
     { after: 55, limit: 7 },
     { after: 60, limit: 7 }, // empty: the cursor stays
+    { after: 53, limit: 7 }, // exactly full, nothing after: hasMore false
+    { room: 'odd', after: 0, limit: 30 }, // the same in one room
+    { since: 1_700_000_000_000 + 30 * 997, limit: 30 },
     { room: 'odd', after: 0, limit: 1000 },
     { room: 'odd', after: 10, limit: 5 },
     { room: 'none', after: 0, limit: 5 },
@@ -74,7 +77,7 @@ describe('page JSON made by SQLite', () => {
   it('GET /messages/since: every variant parses to the object page, on bodies and names that need escaping', () => {
     const store = open(records);
     for (const q of queries) {
-      const text = sincePageBody(store.pageJson(q));
+      const text = sincePageBody(store.pageJson(q)).toString();
       expect(JSON.parse(text), JSON.stringify(q)).toStrictEqual(wire(store.page(q)));
     }
   });
@@ -84,20 +87,22 @@ describe('page JSON made by SQLite', () => {
     for (const [room, before, limit] of [
       ['odd', undefined, 1000],
       ['odd', undefined, 4],
+      ['odd', undefined, 30], // the whole room, exactly: hasMore false
+      ['odd', 59, 29], // all but the first: hasMore true
       ['even', 31, 5],
       ['even', 1, 5], // nothing older
       ['none', undefined, 5],
     ] as const) {
-      const text = beforePageBody(store.beforeJson(room, before, limit));
+      const text = beforePageBody(store.beforeJson(room, before, limit)).toString();
       expect(JSON.parse(text), `${room} ${before} ${limit}`).toStrictEqual(wire(store.before(room, before, limit)));
     }
   });
 
   it('escapes as JSON.stringify does: the same bytes, key left out when there is none', () => {
     const store = open(records);
-    expect(sincePageBody(store.pageJson({ after: 0, limit: 1000 }))).toBe(JSON.stringify(store.page({ after: 0, limit: 1000 })));
-    expect(beforePageBody(store.beforeJson('odd', undefined, 1000))).toBe(JSON.stringify(store.before('odd', undefined, 1000)));
-    const [withKey, withoutKey] = JSON.parse(store.pageJson({ after: 0, limit: 2 }).messagesJson) as Record<string, unknown>[];
+    expect(sincePageBody(store.pageJson({ after: 0, limit: 1000 })).toString()).toBe(JSON.stringify(store.page({ after: 0, limit: 1000 })));
+    expect(beforePageBody(store.beforeJson('odd', undefined, 1000)).toString()).toBe(JSON.stringify(store.before('odd', undefined, 1000)));
+    const [withKey, withoutKey] = JSON.parse(store.pageJson({ after: 0, limit: 2 }).messagesJson.toString()) as Record<string, unknown>[];
     expect(Object.keys(withKey!)).toEqual(['id', 'room', 'sender', 'body', 'createdAt', 'seq', 'key']);
     expect(Object.keys(withoutKey!)).toEqual(['id', 'room', 'sender', 'body', 'createdAt', 'seq']);
   });
@@ -109,7 +114,7 @@ describe('page JSON made by SQLite', () => {
     const bodies: string[] = [];
     for (let i = 0; i < chars.length; i += 500) bodies.push(chars.slice(i, i + 500).join(''));
     const store = open(bodies.map((body, i) => msg(i, { body })));
-    const text = store.pageJson({ after: 0, limit: 1000 }).messagesJson;
+    const text = store.pageJson({ after: 0, limit: 1000 }).messagesJson.toString();
     expect((JSON.parse(text) as { body: string }[]).map((m) => m.body)).toEqual(bodies);
     expect(text).toBe(JSON.stringify(store.page({ after: 0, limit: 1000 }).messages));
   });
@@ -118,7 +123,7 @@ describe('page JSON made by SQLite', () => {
     const times = [0, 1, 999, 1000, 59_999, 951_782_400_000 /* 2000-02-29 */, 1_700_000_000_123, 1_799_999_999_999, 4_102_444_799_999, 253_402_300_799_999 /* 9999-12-31T23:59:59.999Z */];
     for (let i = 0; i < 200; i++) times.push(Math.floor((i * 7_919_000_000_017) % 253_402_300_800_000));
     const store = open(times.map((createdAt, i) => msg(i, { createdAt })));
-    const parsed = JSON.parse(store.pageJson({ after: 0, limit: 1000 }).messagesJson) as { createdAt: string }[];
+    const parsed = JSON.parse(store.pageJson({ after: 0, limit: 1000 }).messagesJson.toString()) as { createdAt: string }[];
     expect(parsed.map((m) => m.createdAt)).toEqual(times.map((t) => new Date(t).toISOString()));
   });
 });

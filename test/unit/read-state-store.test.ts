@@ -193,8 +193,9 @@ describe('a 100,000-message room costs what a 100-message room costs', () => {
     const cases: [string, string, (room: string, head: number) => Record<string, string | number>][] = [
       ['newest page', big.beforeRoom!, (room) => ({ room, before: Number.MAX_SAFE_INTEGER, limit: 51 })],
       ['middle page', big.beforeRoom!, (room, head) => ({ room, before: Math.floor(head / 2), limit: 21 })],
-      ['newest page as JSON', big.beforeRoomJson!, (room) => ({ room, before: Number.MAX_SAFE_INTEGER, limit: 51 })],
-      ['last 50', big.lastStart!, (room) => ({ room, skip: 49 })],
+      ['newest page as JSON', big.beforeRoomJson!, (room) => ({ room, start: store.lastCursor(room, 51) + 1, before: Number.MAX_SAFE_INTEGER, limit: 51 })],
+      ['last 50', big.startBefore!, (room) => ({ room, before: Number.MAX_SAFE_INTEGER, skip: 49 })],
+      ['start of the newest page', big.startBefore!, (room) => ({ room, before: Number.MAX_SAFE_INTEGER, skip: 50 })],
       ['room head', positional(big.roomHead!, ['room', 'one']), (room) => ({ room, one: 1 })],
       ['unread', rs.unread!, (room) => ({ room, after: store.readState.roomOf('ana', room).lastRead, user: 'ana' })],
       ['last message', positional(rs.messageAt!, ['seq']), (_room, head) => ({ seq: head })],

@@ -112,12 +112,17 @@ describe('MessageStore (real SQLite file)', () => {
       sinceStart: /USING COVERING INDEX messages_created_at \(created_at<\?\)/,
       head: /^SEARCH messages$/, // max(rowid): one step to the end of the table
       beforeRoom: /USING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
-      beforeRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
+      beforeRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq>\? AND seq<\?\)/,
       pageAllJson: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
       sinceAllJson: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
       pageRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
       sinceRoomJson: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
-      lastStart: /USING COVERING INDEX messages_room_seq \(room=\?\)/,
+      pageAllMore: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      sinceAllMore: /USING INTEGER PRIMARY KEY \(rowid>\?\)/,
+      pageRoomMore: /USING COVERING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
+      sinceRoomMore: /USING INDEX messages_room_seq \(room=\? AND seq>\?\)/,
+      beforeMore: /USING COVERING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
+      startBefore: /USING COVERING INDEX messages_room_seq \(room=\? AND seq<\?\)/,
     };
     const checked: string[] = [];
     for (const [name, source] of Object.entries(store.statements())) {
