@@ -68,7 +68,8 @@ export async function measureDelivery(
   watch.stop();
   const verify = await fleet.verify(acceptedByRoom);
   const latencies = await fleet.latencies();
-  return { startOffset, result: loadSummary, acceptedByRoom, expectedFrames, drained, watch, verify, latencies };
+  const sentTimes = await fleet.sentTimes();
+  return { startOffset, result: loadSummary, acceptedByRoom, expectedFrames, drained, watch, verify, latencies, sentTimes };
 }
 
 export async function runEndToEnd(scope: Scope, opts: BenchOptions, server: ServerProcess, fleet: WsFleet): Promise<EndToEndResult> {

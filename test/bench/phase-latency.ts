@@ -4,7 +4,7 @@ import type { BenchOptions } from './options.ts';
 import { say } from './progress.ts';
 import type { Scope } from './scope.ts';
 import type { ServerProcess } from './server-process.ts';
-import { distribution, type Distribution } from './stats.ts';
+import { bySecond, distribution, type Distribution, type SecondOfRun } from './stats.ts';
 import type { VerifyResult } from './ws-clients.ts';
 import type { WsFleet } from './ws-fleet.ts';
 
@@ -14,6 +14,8 @@ export interface LatencyRun {
   load: Omit<LoadResult, 'acceptedByRoom'>;
   /** POST send -> socket receive, over every frame received */
   latencyMs: Distribution;
+  /** The same, second by second of the run (from its first send): the first seconds show a cold server's warm-up. */
+  latencyBySecond: SecondOfRun[];
   verify: VerifyResult;
   /** the server did not keep up with the rate (sends skipped, or fewer accepted per second than sent) */
   saturated: boolean;
@@ -51,7 +53,7 @@ async function measureAt(scope: Scope, opts: BenchOptions, server: ServerProcess
   say(
     `latency: sent ${m.result.sent} (skipped ${m.result.skipped}), p50 ${latencyMs.p50} ms, p99 ${latencyMs.p99} ms, lost ${m.verify.lost}${saturated ? ' (the server did not keep up)' : ''}`,
   );
-  return { rate, seconds: opts.latencySeconds, load: m.result, latencyMs, verify: m.verify, saturated, drainComplete: m.drained.complete };
+  return { rate, seconds: opts.latencySeconds, load: m.result, latencyMs, latencyBySecond: bySecond(m.sentTimes, m.latencies), verify: m.verify, saturated, drainComplete: m.drained.complete };
 }
 
 /** Open-loop POSTs at a fixed rate; the latency of each frame is its receive time minus the send time in its body. */

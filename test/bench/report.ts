@@ -247,6 +247,7 @@ export function renderTable(r: Results): string {
   section(`2 latency (open loop ${o.latencyRate} msg/s, ${o.latencySeconds} s)`, r.phases.latency);
   if (lat) {
     row('send->receive p50 / p95 / p99', `${fmt(lat.latencyMs.p50)} / ${fmt(lat.latencyMs.p95)} / ${fmt(lat.latencyMs.p99)} ms`, `max ${fmt(lat.latencyMs.max)} ms over ${fmt(lat.latencyMs.count)} frames`);
+    row('p50 / p99 by second of the run', lat.latencyBySecond.map((b) => `${b.second}s ${fmt(b.p50)}/${fmt(b.p99)}`).join(', '), 'ms; the first seconds are a cold server\'s when the run starts with this phase (--only latency)');
     row('sent / accepted / skipped', `${fmt(lat.load.sent)} / ${fmt(lat.load.accepted)} / ${fmt(lat.load.skipped)}`, `lost ${lat.verify.lost}, duplicates ${lat.verify.duplicates}${lat.saturated ? '; the server did not keep up with this rate' : ''}`);
     const h = lat.atHalfCapacity;
     if (h) row(`at half of phase 1's rate (${h.rate} msg/s) p50 / p99`, `${fmt(h.latencyMs.p50)} / ${fmt(h.latencyMs.p99)} ms`, `${h.saturated ? 'did not keep up either; ' : ''}lost ${h.verify.lost}, duplicates ${h.verify.duplicates}`);

@@ -41,3 +41,29 @@ export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
+
+/** One second of a run: the frames whose message was sent in it (second 1 is the first). */
+export interface SecondOfRun {
+  second: number;
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Latencies grouped by the second of the run their message was sent in, from the first send:
+ * shows a warm-up (or a stall) that the run's overall percentiles hide.
+ */
+export function bySecond(sentTimes: ArrayLike<number>, latencies: ArrayLike<number>): SecondOfRun[] {
+  let first = Infinity;
+  for (let i = 0; i < sentTimes.length; i++) first = Math.min(first, sentTimes[i]!);
+  const buckets: number[][] = [];
+  for (let i = 0; i < sentTimes.length; i++) (buckets[Math.floor((sentTimes[i]! - first) / 1000)] ??= []).push(latencies[i]!);
+  const out: SecondOfRun[] = [];
+  for (let s = 0; s < buckets.length; s++) {
+    const d = distribution(buckets[s] ?? []);
+    out.push({ second: s + 1, count: d.count, p50: d.p50, p99: d.p99, max: d.max });
+  }
+  return out;
+}

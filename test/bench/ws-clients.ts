@@ -77,16 +77,23 @@ let errorFrames = 0;
 let errorSample: string | undefined;
 const unexpectedCloses: Record<string, number> = {};
 let latencies = new Float64Array(1 << 16);
+/** The send time of each latency (same index): the latency phase reports it second by second. */
+let sentTimes = new Float64Array(1 << 16);
 let latencyCount = 0;
 const MAX_LATENCIES = 20_000_000;
 
-function recordLatency(ms: number): void {
+function recordLatency(ms: number, sent: number): void {
   if (latencyCount === latencies.length) {
     if (latencies.length >= MAX_LATENCIES) return;
-    const bigger = new Float64Array(latencies.length * 2);
-    bigger.set(latencies);
-    latencies = bigger;
+    const grow = (a: Float64Array) => {
+      const bigger = new Float64Array(a.length * 2);
+      bigger.set(a);
+      return bigger;
+    };
+    latencies = grow(latencies);
+    sentTimes = grow(sentTimes);
   }
+  sentTimes[latencyCount] = sent;
   latencies[latencyCount++] = ms;
 }
 
@@ -129,7 +136,7 @@ function onMessage(c: Client, line: string, at: number): void {
   if (measureLatency) {
     const bodyAt = line.indexOf('"body":"');
     const sent = bodyAt < 0 ? NaN : parseFloat(line.slice(bodyAt + 8, bodyAt + 40));
-    if (Number.isFinite(sent)) recordLatency(at - sent);
+    if (Number.isFinite(sent)) recordLatency(at - sent, sent);
   }
 }
 
@@ -244,6 +251,10 @@ function takeLatencies(): Float64Array {
   return latencies.slice(0, latencyCount);
 }
 
+function takeSentTimes(): Float64Array {
+  return sentTimes.slice(0, latencyCount);
+}
+
 /** One extra socket that subscribes with `after` and reads the whole replay; resolves when seq reaches the head. */
 function replay(a: { url: string; room: string; after: number; timeoutMs: number }) {
   return new Promise<{ count: number; head: number; ms: number; outOfOrder: number; firstSeq: number; lastSeq: number }>((resolve, reject) => {
@@ -308,4 +319,4 @@ async function close(): Promise<{ closed: number }> {
   return { closed: n };
 }
 
-serve({ open, reset, stats, verify, latencies: takeLatencies, replay, close });
+serve({ open, reset, stats, verify, latencies: takeLatencies, sentTimes: takeSentTimes, replay, close });

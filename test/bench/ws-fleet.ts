@@ -82,7 +82,16 @@ export class WsFleet {
   }
 
   async latencies(): Promise<Float64Array> {
-    const parts = await Promise.all(this.children.map((c) => c.request<Float64Array>('latencies')));
+    return this.gather('latencies');
+  }
+
+  /** The send time (epoch ms) of each of latencies(), same order. */
+  async sentTimes(): Promise<Float64Array> {
+    return this.gather('sentTimes');
+  }
+
+  private async gather(what: 'latencies' | 'sentTimes'): Promise<Float64Array> {
+    const parts = await Promise.all(this.children.map((c) => c.request<Float64Array>(what)));
     const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
     for (const p of parts) {
