@@ -22,7 +22,8 @@ export async function runPeer(scope: Scope, opts: BenchOptions): Promise<PeerRes
   const url = `http://127.0.0.1:${port}`;
 
   const idleFleet = await WsFleet.start(scope, Math.ceil(opts.idle / opts.socketsPerProcess), 'peer-socketio-clients.ts', 'socketio-idle');
-  const idle = await measureIdleSockets(scope, 'peer', server.pid, idleFleet, { url, count: opts.idle, rooms: opts.rooms, settleMs: opts.quick ? 1000 : 2000 });
+  const gc = () => server.request<number>('gc');
+  const idle = await measureIdleSockets(scope, 'peer', server.pid, idleFleet, { url, count: opts.idle, rooms: opts.rooms, settleMs: opts.quick ? 1000 : 2000, gc });
   await idleFleet.close();
   await Promise.all(idleFleet.children.map((c) => c.kill()));
 

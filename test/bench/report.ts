@@ -207,6 +207,9 @@ const fmt = (v: unknown, unit = ''): string => {
 /** The detail of a read by several page readers at once (phases 3 and 3b). */
 const readNote = (c: ConcurrentRead): string =>
   `${fmt(c.messages)} messages in ${fmt(c.pages)} pages, each reader all of them; ${fmt(c.serverUsPerMessage)} us server CPU per message; cpu % of a core: server ${fmt(c.serverCpuPct)}, readers ${fmt(c.readersCpuPct)}`;
+/** Older results (before gcBeforeRss) read without a GC first. */
+const afterGc = (r: IdleSocketsResult) =>
+  r.gcBeforeRss ? `, each after a full GC${r.heapBytesPerSocket === undefined ? '' : `; JS heap ${kib(r.heapBytesPerSocket)} per socket`}` : ', no GC before reading';
 const kib = (b: number | null | undefined) => (typeof b === 'number' ? `${(b / 1024).toFixed(1)} KiB` : 'n/a');
 const mib = (b: number | null | undefined) => (typeof b === 'number' ? `${(b / 1024 / 1024).toFixed(1)} MiB` : 'n/a');
 
@@ -307,7 +310,7 @@ export function renderTable(r: Results): string {
     row('GET /rooms (200 rooms, limit=200)', fmt(hist.rooms.perSec, 'req/s'), `${fmt(hist.rooms.requests)} requests; ${cost(hist.rooms)}`);
   }
   section(`4 idle sockets (${o.idle})`, r.phases.sockets);
-  if (socks) row('server RSS per socket', kib(socks.rssBytesPerSocket), `${mib(socks.rssBeforeBytes)} -> ${mib(socks.rssWithSocketsBytes)}`);
+  if (socks) row('server RSS per socket', kib(socks.rssBytesPerSocket), `${mib(socks.rssBeforeBytes)} -> ${mib(socks.rssWithSocketsBytes)}${afterGc(socks)}`);
   section('5a broker alone', r.phases.broker);
   if (broker) {
     row('publish with confirms', fmt(s.ceilings.brokerPublishPerSec, 'msg/s'), `${broker.concurrency} in flight, ${broker.recordBytes} B records`);
@@ -325,7 +328,7 @@ export function renderTable(r: Results): string {
   section('6 peer: Socket.IO 4 (connection state recovery)', r.phases.peer);
   if (peer) {
     row('delivered', fmt(s.peer.deliveredFramesPerSec, 'frames/s'), `${fmt(peer.fanOut.framesDelivered)} of ${fmt(peer.fanOut.framesExpected)} frames; server cpu ${fmt(peer.fanOut.serverCpuPct)} % of a core, ${fmt(peer.fanOut.framesPerServerCpuSec)} frames per server CPU second`);
-    row('server RSS per idle socket', kib(s.peer.rssBytesPerSocket), `${mib(peer.idle.rssBeforeBytes)} -> ${mib(peer.idle.rssWithSocketsBytes)}`);
+    row('server RSS per idle socket', kib(s.peer.rssBytesPerSocket), `${mib(peer.idle.rssBeforeBytes)} -> ${mib(peer.idle.rssWithSocketsBytes)}${afterGc(peer.idle)}`);
   }
   rows.push(['goals (issue 14)', 'ours', 'goal']);
   const goal = (label: string, value: N, unit: string, target: string, met: boolean | null) =>

@@ -107,8 +107,9 @@ watchdog.unref();
 
 const profileDir = resolve(ROOT, opts.outDir, `profile-${runId}`);
 
-async function startServer(): Promise<ServerProcess> {
-  const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
+/** `inspect`: with the inspector on a free loopback port, for ServerProcess.collectGarbage. */
+async function startServer(inspect = false): Promise<ServerProcess> {
+  const nodeArgs = [...(opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(inspect ? ['--inspect=127.0.0.1:0'] : [])];
   const s = await ServerProcess.start({ databasePath, streamName: stream, rabbitmqUrl: opts.rabbitmqUrl, nodeArgs });
   results.server.rateLimitPerMinute = s.rateLimit;
   return s;
@@ -199,9 +200,10 @@ async function main(): Promise<void> {
     p.sockets = await runPhase('4 idle sockets', 90_000 + opts.idle * 10, async (scope) => {
       // A fresh process, so that garbage of the phases before does not blur the difference.
       await stopServer();
-      server = await startServer();
+      const s = (server = await startServer(true));
       const fleet = await WsFleet.start(scope, Math.ceil(opts.idle / opts.socketsPerProcess));
-      const r = await measureIdleSockets(scope, 'sockets', server.pid, fleet, { url: server.wsUrl, count: opts.idle, rooms: opts.rooms, settleMs: opts.quick ? 1000 : 2000 });
+      const gc = () => s.collectGarbage();
+      const r = await measureIdleSockets(scope, 'sockets', s.pid, fleet, { url: s.wsUrl, count: opts.idle, rooms: opts.rooms, settleMs: opts.quick ? 1000 : 2000, gc });
       const { sockets } = await server.checks();
       if (sockets < opts.idle) throw new Error(`the server counts ${sockets} sockets, expected ${opts.idle}`);
       return r;
