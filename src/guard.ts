@@ -12,23 +12,36 @@ export function guard<A extends unknown[]>(
   fn: (...args: A) => unknown,
   recover?: (err: unknown, ...args: A) => void,
 ): (...args: A) => void {
-  const fail = (err: unknown, args: A) => {
-    log.error({ err, where: what }, 'handler failed; contained');
-    if (!recover) return;
-    try {
-      recover(err, ...args);
-    } catch (again) {
-      log.error({ err: again, where: what }, 'recovering from a handler failure failed too');
-    }
-  };
-  return (...args: A) => {
-    try {
-      const out = fn(...args);
-      if (out instanceof Promise) out.catch((err: unknown) => fail(err, args));
-    } catch (err) {
-      fail(err, args);
-    }
-  };
+  return (...args: A) => runGuarded(log, what, fn, recover, args);
+}
+
+/**
+ * guard's rule for one call of `fn(...args)`: for handlers shared by many sockets (one function,
+ * not one closure per socket), which find their state in `args` or `this` at call time.
+ */
+export function runGuarded<A extends unknown[]>(
+  log: Logger,
+  what: string,
+  fn: (...args: A) => unknown,
+  recover: ((err: unknown, ...args: A) => void) | undefined,
+  args: A,
+): void {
+  try {
+    const out = fn(...args);
+    if (out instanceof Promise) out.catch((err: unknown) => failed(log, what, recover, err, args));
+  } catch (err) {
+    failed(log, what, recover, err, args);
+  }
+}
+
+function failed<A extends unknown[]>(log: Logger, what: string, recover: ((err: unknown, ...args: A) => void) | undefined, err: unknown, args: A): void {
+  log.error({ err, where: what }, 'handler failed; contained');
+  if (!recover) return;
+  try {
+    recover(err, ...args);
+  } catch (again) {
+    log.error({ err: again, where: what }, 'recovering from a handler failure failed too');
+  }
 }
 
 /**

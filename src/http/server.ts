@@ -66,6 +66,10 @@ export function serverOptions(limits: ServerLimits): ServerOptions {
  */
 export function hardenServer(server: Server, limits: ServerLimits, log: Logger): { readonly connections: number } {
   let open = 0;
+  // One listener for every connection ('close' comes once): a `once` per connection costs a closure and its wrapper.
+  const closed = () => {
+    open--;
+  };
   server.on(
     'connection',
     guard(log, 'connection', (socket: Socket) => {
@@ -75,7 +79,7 @@ export function hardenServer(server: Server, limits: ServerLimits, log: Logger):
         return;
       }
       open++;
-      socket.once('close', () => open--);
+      socket.on('close', closed);
     }),
   );
   server.on(

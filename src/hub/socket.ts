@@ -3,7 +3,7 @@ import type { Accept } from '../accept.ts';
 import type { Authenticate, Principal } from '../auth/tokens.ts';
 import { isRoom, ROOM_RULE } from '../domain/message.ts';
 import { AppError, CLOSE, forbiddenRoom, toAppError, type ErrorCode } from '../errors.ts';
-import { describeValue, guard } from '../guard.ts';
+import { describeValue, runGuarded } from '../guard.ts';
 import type { Logger } from '../log.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { MarkRead } from '../mark-read.ts';
@@ -36,6 +36,8 @@ export interface SocketServices {
   /** Counts a user's open sockets; false when the user has no room for another. */
   admit(sub: string): boolean;
   release(sub: string): void;
+  /** Told once a socket has closed and left everything (the endpoint's count of sockets, its log line). */
+  closed?(peer: SocketPeer, code: number): void;
   log: Logger;
 }
 
@@ -49,6 +51,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_EARLY_FRAMES = 32;
 
 type AuthState = { kind: 'open' } | { kind: 'waiting' } | { kind: 'verifying'; early: Buffer[] } | { kind: 'authorized'; principal: Principal };
+// The two states without data, one object each for every socket.
+const OPEN: AuthState = { kind: 'open' };
+const WAITING: AuthState = { kind: 'waiting' };
+
+/** A socket's own part of a handler shared by every socket: `fn(peer, ...args)`. */
+type Handler<A extends unknown[]> = (peer: SocketPeer, ...args: A) => unknown;
+
+/** The ws socket carries its peer, so that one listener per event serves every socket (see SocketPeer.listen). */
+const PEER = Symbol('peer');
+type Carrier = WebSocket & { [PEER]: SocketPeer };
 
 /**
  * One client socket: speaks the JSON frame protocol (auth, subscribe, unsubscribe, publish,
@@ -66,12 +78,17 @@ export class SocketPeer implements Peer, SignalPeer {
   private admitted: string | undefined;
   /** Open mode: the user named by `?user=` on the upgrade URL (validated there), if any. */
   private readonly openUser: string | undefined;
-  /** Rooms whose subscribe waits for the room's presence (first socket of a room on this node), by attempt. */
-  private readonly pending = new Map<string, object>();
+  /**
+   * Rooms whose subscribe waits for the room's presence (first socket of a room on this node), by
+   * attempt. Made on the first such wait: most sockets never wait, and a Map is ~250 bytes.
+   */
+  private pending: Map<string, object> | undefined;
   alive = true;
   readonly batched: boolean;
   /** The remote address (open mode: the client whose replay budget this socket spends). */
-  private readonly remote: string | undefined;
+  readonly remote: string | undefined;
+  /** When the socket opened (Date.now()). */
+  readonly openedAt = Date.now();
 
   /**
    * `openUser`: open mode's `?user=` (validated by the caller). `batched`: the upgrade URL had
@@ -85,23 +102,62 @@ export class SocketPeer implements Peer, SignalPeer {
     this.services = services;
     this.limits = limits;
     this.budget = new FrameBudget(limits.frameBurst, limits.framesPerSecond);
-    this.auth = services.authenticate ? { kind: 'waiting' } : { kind: 'open' };
-    this.handleFrame = this.contain('frame', (data: Buffer) => this.handle(data));
-    ws.on('message', this.contain('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary)));
-    ws.on('pong', () => (this.alive = true));
-    ws.on('close', this.contain('close', () => this.onClose()));
-    ws.on('error', this.contain('error', (err: Error) => services.log.debug({ err }, 'socket error')));
+    this.auth = services.authenticate ? WAITING : OPEN;
+    (ws as Carrier)[PEER] = this;
+    ws.on('message', SocketPeer.listen.message);
+    ws.on('pong', SocketPeer.listen.pong);
+    ws.on('close', SocketPeer.listen.close);
+    ws.on('error', SocketPeer.listen.error);
   }
 
-  /** Every way into this socket goes through here: a failure answers `internal` and goes no further. */
-  private contain<A extends unknown[]>(what: string, fn: (...args: A) => unknown): (...args: A) => void {
-    return guard(this.services.log, `socket ${what}`, fn, () => {
-      if (what === 'close') return this.services.hub.remove(this);
-      this.sendError(new AppError('internal'));
-    });
+  /**
+   * ws listeners shared by every socket (`this` is the ws, which carries its peer). Closures per
+   * socket and event (with guard's) were a third of an idle socket's heap: ~3 KiB of 9 (issue 14).
+   */
+  private static readonly listen = {
+    message(this: WebSocket, data: Buffer, isBinary: boolean): void {
+      (this as Carrier)[PEER].contained('socket message', SocketPeer.run.frame, data, isBinary);
+    },
+    pong(this: WebSocket): void {
+      (this as Carrier)[PEER].alive = true;
+    },
+    close(this: WebSocket, code: number): void {
+      const peer = (this as Carrier)[PEER];
+      peer.contained('socket close', SocketPeer.run.close);
+      // Apart, so that the endpoint forgets the socket even if leaving failed.
+      if (peer.services.closed) peer.contained('socket closed', SocketPeer.run.closed, code);
+    },
+    error(this: WebSocket, err: Error): void {
+      (this as Carrier)[PEER].contained('socket error', SocketPeer.run.error, err);
+    },
+  };
+
+  /** What the shared listeners and timers run for one socket (one function each, not one per call). */
+  private static readonly run = {
+    frame: (p: SocketPeer, data: Buffer, isBinary: boolean) => p.onFrame(data, isBinary),
+    early: (p: SocketPeer, data: Buffer) => p.handle(data),
+    close: (p: SocketPeer) => p.onClose(),
+    closed: (p: SocketPeer, code: number) => p.services.closed?.(p, code),
+    error: (p: SocketPeer, err: Error) => p.services.log.debug({ err }, 'socket error'),
+    verify: (p: SocketPeer, token: string) => p.verify(token),
+    noAuth: (p: SocketPeer) => p.close(CLOSE.unauthorized, 'no auth frame in time'),
+    expiry: (p: SocketPeer, exp: number) => {
+      if (p.auth.kind !== 'authorized') return;
+      if (Date.now() >= exp * 1000) p.close(CLOSE.unauthorized, 'token expired');
+      else p.scheduleExpiry(exp);
+    },
+  };
+
+  /**
+   * Every way into this socket goes through here (guard's rule): a failure answers `internal`
+   * and goes no further; a failure while closing still takes the socket out of the hub.
+   */
+  private contained<A extends unknown[]>(where: string, fn: Handler<A>, ...args: A): void {
+    runGuarded(this.services.log, where, fn, where === 'socket close' ? SocketPeer.leaveHub : SocketPeer.answerInternal, [this, ...args]);
   }
 
-  private readonly handleFrame: (data: Buffer) => void;
+  private static readonly leaveHub = (_err: unknown, peer: SocketPeer, ..._args: unknown[]): void => peer.services.hub.remove(peer);
+  private static readonly answerInternal = (_err: unknown, peer: SocketPeer, ..._args: unknown[]): void => peer.sendError(new AppError('internal'));
 
   get open(): boolean {
     return this.ws.readyState === 1;
@@ -125,9 +181,15 @@ export class SocketPeer implements Peer, SignalPeer {
   /** Starts the auth handshake: with the upgrade's token if there was one, else waits for an `auth` frame. */
   begin(upgradeToken: string | undefined): void {
     if (this.auth.kind !== 'waiting') return;
-    if (upgradeToken !== undefined) return this.contain('verify', () => this.verify(upgradeToken))();
-    this.authTimer = setTimeout(this.contain('auth timer', () => this.close(CLOSE.unauthorized, 'no auth frame in time')), this.limits.authTimeoutMs);
+    if (upgradeToken !== undefined) return this.contained('socket verify', SocketPeer.run.verify, upgradeToken);
+    this.authTimer = setTimeout(SocketPeer.timer.noAuth, this.limits.authTimeoutMs, this);
   }
+
+  /** Timer callbacks shared by every socket (the peer is the timer's argument). */
+  private static readonly timer = {
+    noAuth: (peer: SocketPeer) => peer.contained('socket auth timer', SocketPeer.run.noAuth),
+    expiry: (peer: SocketPeer, exp: number) => peer.contained('socket expiry timer', SocketPeer.run.expiry, exp),
+  };
 
   send(frame: string | Buffer, onFlushed?: (err?: Error) => void): void {
     if (!this.open) {
@@ -200,13 +262,13 @@ export class SocketPeer implements Peer, SignalPeer {
     this.leaveAll();
     if (this.admitted !== undefined) this.services.release(this.admitted);
     this.admitted = undefined;
-    this.auth = { kind: 'waiting' };
+    this.auth = WAITING;
   }
 
   /** Ends every subscription of this socket, live signals included (idempotent). */
   private leaveAll(): void {
     this.services.hub.remove(this);
-    this.pending.clear();
+    this.pending = undefined;
     this.services.live?.leaveAll(this);
   }
 
@@ -255,23 +317,19 @@ export class SocketPeer implements Peer, SignalPeer {
         this.send(JSON.stringify({ type: 'unsubscribed', room }));
       }
     }
-    for (const room of [...this.pending.keys()]) {
+    for (const room of [...(this.pending?.keys() ?? [])]) {
       if (!principal.rooms.allows(room)) {
-        this.pending.delete(room);
+        this.pending!.delete(room);
         this.services.live?.leave(this, room);
       }
     }
     this.send(JSON.stringify({ type: 'authorized', sub: principal.sub, exp: principal.exp }));
-    for (const frame of early) this.handleFrame(frame);
+    for (const frame of early) this.contained('socket frame', SocketPeer.run.early, frame);
   }
 
   private scheduleExpiry(exp: number): void {
     const ms = exp * 1000 - Date.now();
-    this.authTimer = setTimeout(this.contain('expiry timer', () => {
-      if (this.auth.kind !== 'authorized') return;
-      if (Date.now() >= exp * 1000) this.close(CLOSE.unauthorized, 'token expired');
-      else this.scheduleExpiry(exp);
-    }), Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+    this.authTimer = setTimeout(SocketPeer.timer.expiry, Math.min(Math.max(ms, 0), MAX_TIMER_MS), this, exp);
   }
 
   private onFrame(data: Buffer, isBinary: boolean): unknown {
@@ -375,8 +433,8 @@ export class SocketPeer implements Peer, SignalPeer {
         return this.error('rate_limited', `Replays on this socket are over their byte budget; this subscribe was ignored (the running replay of "${room}" goes on). Retry in ${verdict.retryAfterSeconds} s.`, { room, retryAfter: verdict.retryAfterSeconds });
       }
     }
-    const known = this.services.hub.isSubscribed(this, room) || this.pending.has(room);
-    if (!known && this.services.hub.subscriptionCount(this) + this.pending.size >= this.limits.maxSubscriptions) {
+    const known = this.services.hub.isSubscribed(this, room) || this.pending?.has(room) === true;
+    if (!known && this.services.hub.subscriptionCount(this) + (this.pending?.size ?? 0) >= this.limits.maxSubscriptions) {
       return this.error('too_many_subscriptions', `At most ${this.limits.maxSubscriptions} rooms per socket.`, { room });
     }
     // `last` becomes a cursor in the same synchronous turn as the subscribe itself: nothing can
@@ -389,9 +447,9 @@ export class SocketPeer implements Peer, SignalPeer {
     const waiting = live.enter(this, room);
     if (!waiting) return this.services.hub.subscribe(this, room, after(), live.activate(this, room));
     const attempt = {};
-    this.pending.set(room, attempt);
+    (this.pending ??= new Map()).set(room, attempt);
     void waiting.then(() => {
-      if (this.pending.get(room) !== attempt || !this.open) return;
+      if (this.pending?.get(room) !== attempt || !this.open) return;
       this.pending.delete(room);
       this.services.hub.subscribe(this, room, after(), live.activate(this, room));
     });
@@ -428,7 +486,7 @@ export class SocketPeer implements Peer, SignalPeer {
     const room = this.validRoom(f);
     if (room === undefined) return;
     this.services.hub.unsubscribe(this, room);
-    this.pending.delete(room);
+    this.pending?.delete(room);
     this.services.live?.leave(this, room);
     this.send(JSON.stringify({ type: 'unsubscribed', room }));
   }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { bearerToken } from '../auth/tokens.ts';
 import { userProblem } from '../domain/message.ts';
 import { AppError, CLOSE, type ErrorCode } from '../errors.ts';
@@ -47,12 +47,16 @@ export function upgradeUser(url: string): string | undefined {
 /** Serves `GET /ws` upgrades on the HTTP server and reaps peers that stop answering pings. */
 export function attachWebSocket(
   server: Server,
-  services: Omit<SocketServices, 'admit' | 'release'>,
+  services: Omit<SocketServices, 'admit' | 'release' | 'closed'>,
   opts: WebSocketOptions,
 ): WebSocketEndpoint {
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, perMessageDeflate: false, clientTracking: false });
   const peers = new Set<SocketPeer>();
   const perUser = new Map<string, number>();
+  // Open mode has no user to count, so one address is the unit: without this a single client
+  // could hold every descriptor. Entries are deleted at zero, so the map holds only live addresses.
+  const perIp = new Map<string, number>();
+  const capIp = services.authenticate ? undefined : opts.maxSocketsPerIp;
   const full: SocketServices = {
     ...services,
     admit: (sub) => {
@@ -66,10 +70,20 @@ export function attachWebSocket(
       if (n <= 0) perUser.delete(sub);
       else perUser.set(sub, n);
     },
+    // One hook for every socket rather than close listeners per socket: theirs closed over the
+    // upgrade request, which kept it (headers and all, ~1.5 KiB) for the socket's lifetime.
+    closed: (peer, code) => {
+      if (capIp !== undefined) {
+        const ip = peer.remote ?? '';
+        const left = (perIp.get(ip) ?? 1) - 1;
+        if (left <= 0) perIp.delete(ip);
+        else perIp.set(ip, left);
+      }
+      peers.delete(peer);
+      opts.observe?.closed(code);
+      services.log.info({ remote: peer.remote, user: peer.user, code, ms: Date.now() - peer.openedAt, sockets: peers.size }, 'socket closed');
+    },
   };
-  // Open mode has no user to count, so one address is the unit: without this a single client
-  // could hold every descriptor. Entries are deleted at zero, so the map holds only live addresses.
-  const perIp = new Map<string, number>();
   let closing = false;
 
   const refuse = (socket: Duplex, code: ErrorCode, message?: string, headers?: Record<string, string>) =>
@@ -96,44 +110,35 @@ export function attachWebSocket(
     } catch (err) {
       return writeRawError(socket, err as AppError);
     }
+    // What the socket needs of the request, read now: nothing that outlives the upgrade may hold `req`.
     const ip = req.socket.remoteAddress ?? '';
-    const capIp = services.authenticate ? undefined : opts.maxSocketsPerIp;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      if (capIp !== undefined) {
-        const n = perIp.get(ip) ?? 0;
-        if (n >= capIp) {
-          // Accepted then closed (not an HTTP 429) so browsers and the SDK see the contract's code.
-          opts.observe?.opened();
-          ws.on('close', (code) => opts.observe?.closed(code));
-          return ws.close(CLOSE.tooManySockets, 'too many sockets from this address');
-        }
-        perIp.set(ip, n + 1);
-        ws.on('close', () => {
-          const left = (perIp.get(ip) ?? 1) - 1;
-          if (left <= 0) perIp.delete(ip);
-          else perIp.set(ip, left);
-        });
+    const authorization = req.headers.authorization;
+    wss.handleUpgrade(req, socket, head, (ws) => opened(ws, ip, openUser, batched, authorization));
+  };
+
+  const opened = (ws: WebSocket, ip: string, openUser: string | undefined, batched: boolean, authorization: string | undefined) => {
+    if (capIp !== undefined) {
+      const n = perIp.get(ip) ?? 0;
+      if (n >= capIp) {
+        // Accepted then closed (not an HTTP 429) so browsers and the SDK see the contract's code.
+        opts.observe?.opened();
+        ws.on('close', (code) => opts.observe?.closed(code));
+        return ws.close(CLOSE.tooManySockets, 'too many sockets from this address');
       }
-      const peer = new SocketPeer(ws, full, opts, openUser, batched, ip);
-      peers.add(peer);
-      const openedAt = Date.now();
-      const remote = req.socket.remoteAddress;
-      services.log.info({ remote, user: peer.user, sockets: peers.size }, 'socket open');
-      opts.observe?.opened();
-      ws.on('close', (code) => {
-        peers.delete(peer);
-        opts.observe?.closed(code);
-        services.log.info({ remote, user: peer.user, code, ms: Date.now() - openedAt, sockets: peers.size }, 'socket closed');
-      });
-      if (!services.authenticate) return; // open mode: any Authorization header is ignored, as over HTTP
-      let token: string | undefined;
-      try {
-        token = bearerToken(req.headers.authorization);
-      } catch {
-        return peer.close(CLOSE.unauthorized, 'Authorization must be "Bearer <token>"');
-      }
-      peer.begin(token);
-    });
+      perIp.set(ip, n + 1);
+    }
+    const peer = new SocketPeer(ws, full, opts, openUser, batched, ip);
+    peers.add(peer);
+    services.log.info({ remote: ip, user: peer.user, sockets: peers.size }, 'socket open');
+    opts.observe?.opened();
+    if (!services.authenticate) return; // open mode: any Authorization header is ignored, as over HTTP
+    let token: string | undefined;
+    try {
+      token = bearerToken(authorization);
+    } catch {
+      return peer.close(CLOSE.unauthorized, 'Authorization must be "Bearer <token>"');
+    }
+    peer.begin(token);
   };
   // An exception here would escape to the process: contain it and drop that one connection.
   server.on(
