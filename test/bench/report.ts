@@ -319,7 +319,7 @@ export function renderTable(r: Results): string {
   section('5b SQLite alone', r.phases.sqlite);
   if (sqlite) {
     row(`insert (batches of ${sqlite.batchSize})`, fmt(s.ceilings.sqliteInsertPerSec, 'msg/s'), `batches of ${sqlite.insertSmallBatch.batchSize}: ${fmt(sqlite.insertSmallBatch.perSec)} msg/s`);
-    row('page read (limit 1000)', fmt(s.ceilings.sqlitePageReadPerSec, 'msg/s'), `one room: ${fmt(sqlite.roomPageReadPerSec)} msg/s`);
+    row('page read as JSON (limit 1000)', fmt(s.ceilings.sqlitePageReadPerSec, 'msg/s'), `one room: ${fmt(sqlite.roomPageReadPerSec)} msg/s; as Message objects: ${fmt(sqlite.objectPageReadPerSec)} msg/s`);
   }
   section('5c bare Hono POST', r.phases.bareHttp);
   if (s.ceilings.bareHttpPerSec !== null) row('202s', fmt(s.ceilings.bareHttpPerSec, 'req/s'));
