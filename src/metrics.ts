@@ -91,6 +91,12 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  private readonly deliveryDelay = new PlainHistogram({
+    name: 'chat_delivery_delay_seconds',
+    help: "Time from a message's acceptance (its createdAt, on the accepting node's clock) until this node had pushed it to its sockets: publish, broker, consume, commit and push together. Across nodes it includes their clocks' skew.",
+    buckets: [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
   /** WebSocket subscribes already added to chat_catchup_requests_total (the hub counts them as plain numbers). */
   private readonly wsSeen = { after: 0, last: 0, live: 0 };
   private readonly catchUps = new Counter({
@@ -217,6 +223,15 @@ export class Metrics {
       for (let i = 0; i < entries.length; i++) if (entries[i]!.record !== undefined) stored++;
       if (stored > 0) this.recordsStored.inc(stored);
       return out;
+    };
+  }
+
+  /** Observes, after each push, how long its messages took from acceptance to this node's sockets (the messages' createdAt to now). */
+  timeDeliveries<M extends { createdAt: string }>(push: (messages: readonly M[]) => void): (messages: readonly M[]) => void {
+    return (messages) => {
+      push(messages);
+      const now = Date.now();
+      for (let i = 0; i < messages.length; i++) this.deliveryDelay.observe('', NO_LABELS, Math.max(0, now - Date.parse(messages[i]!.createdAt)) / 1000);
     };
   }
 

@@ -58,6 +58,7 @@ export async function startNode(config: Config, log: Logger, metrics = new Metri
     { ...DEFAULT_REPLAY_BUDGET, burstBytes: config.wsReplayBurstBytes, bytesPerSecond: config.wsReplayBytesPerSecond },
   );
 
+  hub.push = metrics.timeDeliveries(hub.push.bind(hub));
   const broker = connectBroker(config.rabbitmqUrls, log, `chat-node ${config.streamName} pid ${process.pid}`, config.rabbitmqHeartbeatSeconds);
   const replica = new Replica(store, hub, log, config.databasePath);
   const consumer = new StreamConsumer({

@@ -22,7 +22,7 @@ describe('GET /metrics', () => {
     expect(sample(before, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(sample(before, 'chat_broker_connected')).toBe(1);
     expect(sample(before, 'chat_sockets_open')).toBe(0);
-    for (const name of ['chat_commit_duration_seconds', 'chat_publish_confirm_duration_seconds']) expect(before).toContain(`# TYPE ${name} histogram`);
+    for (const name of ['chat_commit_duration_seconds', 'chat_publish_confirm_duration_seconds', 'chat_delivery_delay_seconds']) expect(before).toContain(`# TYPE ${name} histogram`);
     // no per-user or per-room labels anywhere
     expect(before).not.toMatch(/\{[^}]*(room|user|sender)=/);
 
@@ -56,6 +56,10 @@ describe('GET /metrics', () => {
     expect(sample(after, 'chat_catchup_requests_total', 'kind="http_since"')).toBe(1);
     expect(sample(after, 'chat_publish_confirm_duration_seconds_count')).toBe(3);
     expect(sample(after, 'chat_commit_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    // each stored message once, when the node pushed it (replays are not deliveries from the log)
+    expect(sample(after, 'chat_delivery_delay_seconds_count')).toBe(3);
+    expect(sample(after, 'chat_delivery_delay_seconds_bucket', 'le="+Inf"')).toBe(3);
+    expect(sample(after, 'chat_delivery_delay_seconds_sum')).toBeLessThan(3 * 10);
     expect(sample(after, 'chat_http_requests_total', 'method="POST",route="/message",status="202"')).toBe(3);
     expect(sample(after, 'chat_replica_lag_records')).toBe(0);
 
