@@ -48,12 +48,15 @@ export async function measureDelivery(
   fleet: WsFleet,
   args: Omit<LoadArgs, 'base' | 'collectIds'>,
   drainTimeoutMs: number,
+  /** Called as the load starts (its process is up). */
+  onLoadStart?: () => void,
 ) {
   const startOffset = (await server.checks()).lastOffset;
   await fleet.reset(true);
   const watch = new OffsetWatch(server);
   scope.defer(() => watch.stop());
   const load = await Child.start(scope, 'load-http', 'load-http.ts');
+  onLoadStart?.();
   const result = await load.request<LoadResult>('run', { ...args, base: server.base, collectIds: true }, args.seconds * 1000 + 30_000);
   const { acceptedByRoom = {}, ...loadSummary } = result;
   const perRoom = Object.fromEntries(Object.entries(acceptedByRoom).map(([r, ids]) => [r, ids.length]));

@@ -247,10 +247,12 @@ export function renderTable(r: Results): string {
     row('send->receive p50 / p99 (saturated)', `${fmt(e2e.latencyUnderLoadMs.p50)} / ${fmt(e2e.latencyUnderLoadMs.p99)} ms`);
     row('server peak RSS', mib(e2e.serverPeakRssBytes), `VmHWM ${mib(e2e.serverHwmBytes)}`);
   }
-  section(`2 latency (open loop ${o.latencyRate} msg/s, ${o.latencySeconds} s)`, r.phases.latency);
+  section(`2 latency (open loop ${o.latencyRate} msg/s, ${o.latencySeconds} s after a warm-up)`, r.phases.latency);
   if (lat) {
-    row('send->receive p50 / p95 / p99', `${fmt(lat.latencyMs.p50)} / ${fmt(lat.latencyMs.p95)} / ${fmt(lat.latencyMs.p99)} ms`, `max ${fmt(lat.latencyMs.max)} ms over ${fmt(lat.latencyMs.count)} frames`);
-    row('p50 / p99 by second of the run', lat.latencyBySecond.map((b) => `${b.second}s ${fmt(b.p50)}/${fmt(b.p99)}`).join(', '), 'ms; the first seconds are a cold server\'s when the run starts with this phase (--only latency)');
+    row(`send->receive p50 / p95 / p99 after ${lat.warmupSeconds} s`, `${fmt(lat.latencyMs.p50)} / ${fmt(lat.latencyMs.p95)} / ${fmt(lat.latencyMs.p99)} ms`, `max ${fmt(lat.latencyMs.max)} ms over ${fmt(lat.latencyMs.count)} frames`);
+    const sd = lat.serverDelayMs;
+    if (sd) row('of which the server: accepted -> pushed', `p50 <= ${fmt(sd.p50AtMost)} / p99 <= ${fmt(sd.p99AtMost)} ms`, `chat_delivery_delay_seconds after the warm-up, ${fmt(sd.count)} messages (histogram bounds)`);
+    row('p50 / p99 by second, warm-up included', lat.latencyBySecond.map((b) => `${b.second}s ${fmt(Math.round(b.p50 * 10) / 10)}/${fmt(Math.round(b.p99 * 10) / 10)}`).join(', '), 'ms; a cold server\'s first seconds: --only latency');
     row('sent / accepted / skipped', `${fmt(lat.load.sent)} / ${fmt(lat.load.accepted)} / ${fmt(lat.load.skipped)}`, `lost ${lat.verify.lost}, duplicates ${lat.verify.duplicates}${lat.saturated ? '; the server did not keep up with this rate' : ''}`);
     const h = lat.atHalfCapacity;
     if (h) row(`at half of phase 1's rate (${h.rate} msg/s) p50 / p99`, `${fmt(h.latencyMs.p50)} / ${fmt(h.latencyMs.p99)} ms`, `${h.saturated ? 'did not keep up either; ' : ''}lost ${h.verify.lost}, duplicates ${h.verify.duplicates}`);
@@ -340,8 +342,8 @@ export function renderTable(r: Results): string {
   goal('server CPU per delivered frame, unbatched', s.serverUsPerFrame, 'us', '<= 8 us', le(s.serverUsPerFrame, 8));
   const nativeOk = s.e2eNativeAcceptedPerSec === null ? null : s.e2eNativeAcceptedPerSec >= 8000 && s.e2eNativeLost === 0 && s.e2eNativeDuplicates === 0;
   goal(`end to end, native load (lost ${fmt(s.e2eNativeLost)}, duplicates ${fmt(s.e2eNativeDuplicates)})`, s.e2eNativeAcceptedPerSec, 'msg/s', '>= 8,000 msg/s, 0 lost, 0 duplicates', nativeOk);
-  goal('latency post -> frame at 2,000 msg/s, p50', s.p50Ms, 'ms', '<= 5 ms', le(s.p50Ms, 5));
-  goal('latency post -> frame at 2,000 msg/s, p99', s.p99Ms, 'ms', '<= 25 ms', le(s.p99Ms, 25));
+  goal('latency post -> frame at 2,000 msg/s after warm-up, p50', s.p50Ms, 'ms', '<= 5 ms', le(s.p50Ms, 5));
+  goal('latency post -> frame at 2,000 msg/s after warm-up, p99', s.p99Ms, 'ms', '<= 25 ms', le(s.p99Ms, 25));
   goal('fan-out frames per server CPU second vs Socket.IO', s.fanoutPerCpuVsPeer, 'x', '>= 4x', ge(s.fanoutPerCpuVsPeer, 4));
   goal(`catch-up over HTTP, pages of 1,000 (${fmt(s.replayHttpServerUsPerMessage)} us server CPU per message)`, s.replayHttpPerSec, 'msg/s', '>= 300,000 msg/s', ge(s.replayHttpPerSec, 300_000));
   goal(`scrollback, pages of 1,000 (${fmt(s.scrollbackServerUsPerMessage)} us server CPU per message)`, s.scrollbackPerSec, 'msg/s', '>= 300,000 msg/s', ge(s.scrollbackPerSec, 300_000));

@@ -42,6 +42,15 @@ export function median(values: readonly number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** The latencies of the messages sent at least `afterMs` after the first one. */
+export function sentFrom(sentTimes: ArrayLike<number>, latencies: ArrayLike<number>, afterMs: number): number[] {
+  let first = Infinity;
+  for (let i = 0; i < sentTimes.length; i++) first = Math.min(first, sentTimes[i]!);
+  const out: number[] = [];
+  for (let i = 0; i < sentTimes.length; i++) if (sentTimes[i]! - first >= afterMs) out.push(latencies[i]!);
+  return out;
+}
+
 /** One second of a run: the frames whose message was sent in it (second 1 is the first). */
 export interface SecondOfRun {
   second: number;
