@@ -206,6 +206,8 @@ describe('client SDK against two real nodes', () => {
       expect(resets).toBe(0);
     } finally {
       await p.close();
+      // Stopped first: a running node re-creates its stream (it did, after the delete above) and it stayed on the broker.
+      await node.stop();
       await deleteStream(stream);
     }
   }, 60_000);
