@@ -123,9 +123,10 @@ export class SocketPeer implements Peer, SignalPeer {
     },
     close(this: WebSocket, code: number): void {
       const peer = (this as Carrier)[PEER];
-      peer.contained('socket close', SocketPeer.run.close);
+      // A failure while closing still takes the socket out of the hub (there is nobody to answer).
+      runGuarded(peer.services.log, 'socket close', SocketPeer.run.close, SocketPeer.leaveHub, [peer]);
       // Apart, so that the endpoint forgets the socket even if leaving failed.
-      if (peer.services.closed) peer.contained('socket closed', SocketPeer.run.closed, code);
+      if (peer.services.closed) runGuarded(peer.services.log, 'socket closed', SocketPeer.run.closed, undefined, [peer, code]);
     },
     error(this: WebSocket, err: Error): void {
       (this as Carrier)[PEER].contained('socket error', SocketPeer.run.error, err);
@@ -149,11 +150,11 @@ export class SocketPeer implements Peer, SignalPeer {
   };
 
   /**
-   * Every way into this socket goes through here (guard's rule): a failure answers `internal`
-   * and goes no further; a failure while closing still takes the socket out of the hub.
+   * Every way into an open socket goes through here (guard's rule): a failure answers `internal`
+   * and goes no further. (Closing has its own rule: see listen.close.)
    */
   private contained<A extends unknown[]>(where: string, fn: Handler<A>, ...args: A): void {
-    runGuarded(this.services.log, where, fn, where === 'socket close' ? SocketPeer.leaveHub : SocketPeer.answerInternal, [this, ...args]);
+    runGuarded(this.services.log, where, fn, SocketPeer.answerInternal, [this, ...args]);
   }
 
   private static readonly leaveHub = (_err: unknown, peer: SocketPeer, ..._args: unknown[]): void => peer.services.hub.remove(peer);

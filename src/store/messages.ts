@@ -313,6 +313,11 @@ export class MessageStore {
     });
   }
 
+  /**
+   * A catch-up page as Message objects. The HTTP route answers with pageJson() instead; this is
+   * the independent reading the tests check pageJson() against (JSON.stringify of these objects)
+   * and read the store through.
+   */
   page(query: PageQuery): Page {
     const limit = query.limit;
     let rows: Message[];
@@ -414,7 +419,8 @@ export class MessageStore {
 
   /**
    * Scrollback: the newest `limit` messages of `room` with seq < `before` (from the newest when
-   * absent), ascending. Cost: the page, whatever the room's size (messages_room_seq).
+   * absent), ascending. Cost: the page, whatever the room's size (messages_room_seq). As objects:
+   * the reading beforeJson() (the route's) is checked against.
    */
   before(room: string, before: number | undefined, limit: number): BeforePage {
     const rows = this.scrollback.beforeRoom.all({ room, before: before ?? Number.MAX_SAFE_INTEGER, limit: limit + 1 }) as Message[];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { openDb } from '../../src/store/db.ts';
 import { MessageStore, type LogEntry } from '../../src/store/messages.ts';
 import { nowMs } from './clock.ts';
+import { countMessages } from './http-pages.ts';
 import type { BenchOptions } from './options.ts';
 import { say } from './progress.ts';
 import { logRecord, roomName } from './records.ts';
@@ -68,7 +69,7 @@ export async function runSqliteCeilings(scope: Scope, opts: BenchOptions): Promi
   // `count` runs after the clock stops: counting the JSON's messages is the reader's work, not SQLite's.
   const asJson = (room: string | undefined, after: number) => {
     const p = store.pageJson({ room, after, limit: 1000 });
-    return { count: () => countSeqKeys(p.messagesJson), next: p.next, hasMore: p.hasMore };
+    return { count: () => countMessages(p.messagesJson), next: p.next, hasMore: p.hasMore };
   };
   const asObjects = (room: string | undefined, after: number) => {
     const p = store.page({ room, after, limit: 1000 });
@@ -106,13 +107,4 @@ export async function runSqliteCeilings(scope: Scope, opts: BenchOptions): Promi
     roomPageReadPerSec,
     objectPageReadPerSec,
   };
-}
-
-const SEQ_KEY = Buffer.from('"seq":');
-
-/** Messages in a JSON array of messages: `"seq":` stands once in each (an unescaped `"` cannot occur inside a string). */
-function countSeqKeys(json: Buffer): number {
-  let n = 0;
-  for (let i = json.indexOf(SEQ_KEY); i >= 0; i = json.indexOf(SEQ_KEY, i + SEQ_KEY.length)) n++;
-  return n;
 }

@@ -44,8 +44,7 @@ export function median(values: readonly number[]): number {
 
 /** The latencies of the messages sent at least `afterMs` after the first one. */
 export function sentFrom(sentTimes: ArrayLike<number>, latencies: ArrayLike<number>, afterMs: number): number[] {
-  let first = Infinity;
-  for (let i = 0; i < sentTimes.length; i++) first = Math.min(first, sentTimes[i]!);
+  const first = earliest(sentTimes);
   const out: number[] = [];
   for (let i = 0; i < sentTimes.length; i++) if (sentTimes[i]! - first >= afterMs) out.push(latencies[i]!);
   return out;
@@ -65,8 +64,7 @@ export interface SecondOfRun {
  * shows a warm-up (or a stall) that the run's overall percentiles hide.
  */
 export function bySecond(sentTimes: ArrayLike<number>, latencies: ArrayLike<number>): SecondOfRun[] {
-  let first = Infinity;
-  for (let i = 0; i < sentTimes.length; i++) first = Math.min(first, sentTimes[i]!);
+  const first = earliest(sentTimes);
   const buckets: number[][] = [];
   for (let i = 0; i < sentTimes.length; i++) (buckets[Math.floor((sentTimes[i]! - first) / 1000)] ??= []).push(latencies[i]!);
   const out: SecondOfRun[] = [];
@@ -75,4 +73,11 @@ export function bySecond(sentTimes: ArrayLike<number>, latencies: ArrayLike<numb
     out.push({ second: s + 1, count: d.count, p50: d.p50, p99: d.p99, max: d.max });
   }
   return out;
+}
+
+/** The smallest of `values` (Infinity when empty); no spread, so any length. */
+function earliest(values: ArrayLike<number>): number {
+  let min = Infinity;
+  for (let i = 0; i < values.length; i++) min = Math.min(min, values[i]!);
+  return min;
 }
